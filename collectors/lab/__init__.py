@@ -1,0 +1,1 @@
+"""Lab helpers: real net-snmp agents standing in for CPEs, on loopback addresses only."""

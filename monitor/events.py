@@ -1,0 +1,382 @@
+"""Events: the one input language of the engine, shared by replay files, the API and the live collectors.
+
+Each event is a frozen dataclass that validates itself; :func:`parse_event` turns one JSON object into an
+event (naming the field that is wrong), :func:`read_jsonl` reads a JSON Lines file (naming file and line).
+Every event has a deterministic :attr:`~BaseEvent.id` (a hash of its canonical JSON), so that ingesting the
+same event twice is one event, and a :attr:`~BaseEvent.known` time: when it becomes known to the engine
+(events are processed in that order). A ``state`` event may be *dated* earlier than it is known (a poll
+confirmation is dated at the first poll of its run, SPEC §2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from monitor.errors import EventError
+from monitor.inventory import validate_node_id
+
+
+class NodeState(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+class ExclusionStatus(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+FINDING_ITEMS = ("4a", "4b", "4c", "4d", "4e", "5")
+
+
+def parse_time(value: object, tz: tzinfo | None, field: str) -> datetime:
+    """An RFC 3339 time; without an offset it is read in ``tz`` (an error when ``tz`` is None). Returns UTC."""
+    if not isinstance(value, str):
+        raise EventError(f"expected an RFC 3339 time string, got {value!r}", field=field)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise EventError(f"{value!r} is not an RFC 3339 time", field=field) from None
+    if t.tzinfo is None:
+        if tz is None:
+            raise EventError(
+                f"{value!r} has no offset and several contracts (time zones) could apply", field=field
+            )
+        t = t.replace(tzinfo=tz)
+    return t.astimezone(UTC)
+
+
+def format_time(t: datetime) -> str:
+    """UTC, RFC 3339, to the microsecond only when needed."""
+    t = t.astimezone(UTC)
+    if t.microsecond:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseEvent:
+    type: ClassVar[str]
+    at: datetime
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
+                raise EventError("time has no offset", field=f.name)
+
+    @property
+    def known(self) -> datetime:
+        """When the event becomes known to the engine (its processing order)."""
+        return self.at
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON object (times in UTC); parsing it gives the same event."""
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            key = {"start": "from", "end": "to"}.get(f.name, f.name)
+            if isinstance(value, datetime):
+                out[key] = format_time(value)
+            elif isinstance(value, Decimal):
+                out[key] = str(value)
+            elif isinstance(value, StrEnum):
+                out[key] = value.value
+            else:
+                out[key] = value
+        return out
+
+    @property
+    def id(self) -> str:
+        """Deterministic id: sha256 of the canonical JSON, 32 hex digits."""
+        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateEvent(BaseEvent):
+    """A confirmed state change of ``node``, dated ``at``; ``known_at`` is when it was confirmed (default ``at``)."""
+
+    type: ClassVar[str] = "state"
+    node: str
+    state: NodeState
+    known_at: datetime | None = None
+
+    @property
+    def known(self) -> datetime:
+        return self.known_at if self.known_at is not None else self.at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollEvent(BaseEvent):
+    """A raw poll result: ``ok`` when the node answered; ``rtt_ms`` and ``loss`` (0..1) when measured."""
+
+    type: ClassVar[str] = "poll"
+    node: str
+    ok: bool
+    rtt_ms: float | None = None
+    loss: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetedEvent(BaseEvent):
+    """An event that names its incident by id, or a node (meaning depends on the type, SPEC §3–4)."""
+
+    node: str | None = None
+    incident: str | None = None
+
+    def __post_init__(self) -> None:
+        BaseEvent.__post_init__(self)
+        if (self.node is None) == (self.incident is None):
+            raise EventError("name exactly one of 'node' and 'incident'", field="node")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckEvent(TargetedEvent):
+    type: ClassVar[str] = "ack"
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OnsiteEvent(TargetedEvent):
+    type: ClassVar[str] = "onsite"
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExplanationEvent(TargetedEvent):
+    type: ClassVar[str] = "explanation"
+    text: str = ""
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExclusionEvent(TargetedEvent):
+    type: ClassVar[str] = "exclusion"
+    status: ExclusionStatus
+    cause: str = ""
+    evidence: str | None = None
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceEvent(BaseEvent):
+    """Planned work over ``scope`` during ``[start, end)``; ``at`` is when it was declared (default ``start``)."""
+
+    type: ClassVar[str] = "maintenance"
+    start: datetime
+    end: datetime
+    scope: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        BaseEvent.__post_init__(self)
+        if self.end <= self.start:
+            raise EventError("'to' must be after 'from'", field="to")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindingEvent(BaseEvent):
+    """A manual finding under assessment item ``item`` costing ``points``."""
+
+    type: ClassVar[str] = "finding"
+    item: str
+    points: Decimal
+    note: str = ""
+    by: str | None = None
+    evidence: str | None = None
+
+    def __post_init__(self) -> None:
+        BaseEvent.__post_init__(self)
+        if self.item not in FINDING_ITEMS:
+            raise EventError(f"{self.item!r} is not one of {', '.join(FINDING_ITEMS)}", field="item")
+        if self.points < 0:
+            raise EventError("points must not be negative", field="points")
+
+
+Event = (
+    StateEvent
+    | PollEvent
+    | AckEvent
+    | OnsiteEvent
+    | ExplanationEvent
+    | ExclusionEvent
+    | MaintenanceEvent
+    | FindingEvent
+)
+
+EVENT_TYPES: dict[str, type[BaseEvent]] = {
+    cls.type: cls
+    for cls in (
+        StateEvent,
+        PollEvent,
+        AckEvent,
+        OnsiteEvent,
+        ExplanationEvent,
+        ExclusionEvent,
+        MaintenanceEvent,
+        FindingEvent,
+    )
+}
+
+# Which JSON keys each type takes, their kind, and whether required.
+_SPEC: dict[str, dict[str, tuple[str, bool]]] = {
+    "state": {"at": ("time", True), "node": ("node", True), "state": ("state", True), "known_at": ("time", False)},
+    "poll": {
+        "at": ("time", True),
+        "node": ("node", True),
+        "ok": ("bool", True),
+        "rtt_ms": ("float", False),
+        "loss": ("float", False),
+    },
+    "ack": {"at": ("time", True), "node": ("node", False), "incident": ("str", False), "by": ("str", False)},
+    "onsite": {"at": ("time", True), "node": ("node", False), "incident": ("str", False), "by": ("str", False)},
+    "explanation": {
+        "at": ("time", True),
+        "node": ("node", False),
+        "incident": ("str", False),
+        "text": ("str", True),
+        "by": ("str", False),
+    },
+    "exclusion": {
+        "at": ("time", True),
+        "node": ("node", False),
+        "incident": ("str", False),
+        "status": ("status", True),
+        "cause": ("str", False),
+        "evidence": ("str", False),
+        "by": ("str", False),
+    },
+    "maintenance": {
+        "at": ("time", False),
+        "from": ("time", True),
+        "to": ("time", True),
+        "scope": ("node", True),
+        "reason": ("str", False),
+    },
+    "finding": {
+        "at": ("time", True),
+        "item": ("str", True),
+        "points": ("decimal", True),
+        "note": ("str", False),
+        "by": ("str", False),
+        "evidence": ("str", False),
+    },
+}
+
+
+def _convert(kind: str, value: object, key: str, tz: tzinfo | None) -> object:
+    if kind == "time":
+        return parse_time(value, tz, key)
+    if kind == "node":
+        if not isinstance(value, str):
+            raise EventError(f"expected a node id, got {value!r}", field=key)
+        try:
+            return validate_node_id(value, key)
+        except ValueError as exc:
+            raise EventError(str(exc), field=key) from None
+    if kind == "str":
+        if not isinstance(value, str):
+            raise EventError(f"expected a string, got {value!r}", field=key)
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise EventError(f"expected true or false, got {value!r}", field=key)
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EventError(f"expected a number, got {value!r}", field=key)
+        return float(value)
+    if kind == "decimal":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise EventError(f"expected a number, got {value!r}", field=key)
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise EventError(f"expected a number, got {value!r}", field=key) from None
+    if kind == "state":
+        try:
+            return NodeState(value)
+        except ValueError:
+            raise EventError(f"expected 'down', 'up' or 'unknown', got {value!r}", field=key) from None
+    if kind == "status":
+        try:
+            return ExclusionStatus(value)
+        except ValueError:
+            raise EventError(
+                f"expected 'requested', 'approved' or 'rejected', got {value!r}", field=key
+            ) from None
+    raise AssertionError(kind)
+
+
+def parse_event(obj: object, tz: tzinfo | None = UTC, where: str | None = None) -> Event:
+    """Build an event from a decoded JSON object; errors name ``where`` and the field."""
+    try:
+        if not isinstance(obj, dict):
+            raise EventError("an event is a JSON object")
+        etype = obj.get("type")
+        if etype not in _SPEC:
+            raise EventError(f"unknown event type {etype!r} (one of {', '.join(_SPEC)})", field="type")
+        spec = _SPEC[etype]
+        unknown = sorted(set(obj) - set(spec) - {"type"})
+        if unknown:
+            raise EventError(f"unexpected field for a {etype} event", field=unknown[0])
+        kwargs: dict[str, object] = {}
+        for key, (kind, required) in spec.items():
+            if key not in obj or obj[key] is None:
+                if required:
+                    raise EventError("missing", field=key)
+                continue
+            name = {"from": "start", "to": "end"}.get(key, key)
+            kwargs[name] = _convert(kind, obj[key], key, tz)
+        if etype == "maintenance" and "at" not in kwargs:
+            kwargs["at"] = kwargs["start"]
+        cls = EVENT_TYPES[etype]
+        try:
+            return cls(**kwargs)  # type: ignore[return-value]
+        except (TypeError, ValueError) as exc:
+            raise EventError(str(exc)) from None
+    except EventError as exc:
+        raise EventError(exc.message, where=where, field=exc.field) from None
+
+
+def read_jsonl(path: Path, tz: tzinfo | None = UTC) -> list[Event]:
+    """Read a JSON Lines event file; errors name file, line and field. Lines must be in time order."""
+    return list(iter_jsonl(path.read_text(encoding="utf-8").splitlines(), tz, str(path)))
+
+
+def iter_jsonl(lines: Iterable[str], tz: tzinfo | None, name: str) -> Iterator[Event]:
+    previous: datetime | None = None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EventError(f"not JSON ({exc.msg})", where=where) from None
+        event = parse_event(obj, tz, where)
+        if previous is not None and event.known < previous:
+            raise EventError(
+                f"events must be in time order: {format_time(event.known)} is before the previous line's "
+                f"{format_time(previous)}",
+                where=where,
+                field="at",
+            )
+        previous = event.known
+        yield event
