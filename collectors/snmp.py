@@ -37,7 +37,9 @@ Design
   :class:`AuthFailure`; a response with ``noSuchObject``/``noSuchInstance``/``endOfMibView``, unexpected
   OIDs or types, or a PDU error status → :class:`BadData`; socket and transport errors →
   :class:`Unreachable`. A v2c agent silently drops a wrong community, so a wrong community is a
-  :class:`ProbeTimeout`, indistinguishable from an agent that is down. Likewise an agent that stops
+  :class:`ProbeTimeout`, indistinguishable from an agent that is down; so is a wrong v3 PRIVACY key
+  (net-snmp cannot decrypt the request and drops it; ``snmpget`` times out too), while a wrong v3 auth key
+  or user name is an :class:`AuthFailure`. Likewise an agent that stops
   answering while the host still answers ICMP ("SNMP unavailable") just raises :class:`ProbeTimeout` here:
   the caller, which also holds the ICMP result, decides what that means. Note: Linux does not report ICMP
   port/host unreachable errors to an unconnected UDP socket, so dead hosts are timeouts too.
@@ -47,6 +49,8 @@ Design
 * **Caveats.** pysnmp's v3arch slows down when many NEW targets are first contacted one by one (a table is
   rebuilt each time one is added): call :meth:`SnmpPoller.prepare` with all nodes at start-up to register
   every target at once. ``sysUpTime`` is the agent's uptime: restarting the agent alone reads as a reboot.
+  pysnmp caches each v3 agent's engine ID for 300 s: a CPE swapped for one with a new engine ID times out
+  until then (a reboot keeps the engine ID and is handled at once).
 
 Interpretation
 --------------

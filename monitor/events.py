@@ -355,12 +355,21 @@ def parse_event(obj: object, tz: tzinfo | None = UTC, where: str | None = None) 
         raise EventError(exc.message, where=where, field=exc.field) from None
 
 
-def read_jsonl(path: Path, tz: tzinfo | None = UTC) -> list[Event]:
-    """Read a JSON Lines event file; errors name file, line and field. Lines must be in time order."""
-    return list(iter_jsonl(path.read_text(encoding="utf-8").splitlines(), tz, str(path)))
+def read_jsonl(path: Path, tz: tzinfo | None = UTC) -> list[tuple[str, Event]]:
+    """Read a JSON Lines event file as ``(file:line, event)``; errors name file, line and field.
+
+    Lines must be in time order (by the time they become known).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EventError(f"cannot read ({exc.strerror})", where=str(path)) from None
+    except UnicodeDecodeError:
+        raise EventError("not UTF-8 text", where=str(path)) from None
+    return list(iter_jsonl(text.splitlines(), tz, str(path)))
 
 
-def iter_jsonl(lines: Iterable[str], tz: tzinfo | None, name: str) -> Iterator[Event]:
+def iter_jsonl(lines: Iterable[str], tz: tzinfo | None, name: str) -> Iterator[tuple[str, Event]]:
     previous: datetime | None = None
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
@@ -379,4 +388,4 @@ def iter_jsonl(lines: Iterable[str], tz: tzinfo | None, name: str) -> Iterator[E
                 field="at",
             )
         previous = event.known
-        yield event
+        yield where, event

@@ -18,6 +18,13 @@ Why ``pass_persist`` for the interfaces
     exactly what a "reboot" must look like (``sysUpTime`` back near 0), so it could not double as "set".
     Everything else (``system`` group, ``sysUpTime`` = agent uptime, USM, VACM) is real net-snmp.
 
+Why ``SNMPCONFPATH`` and not ``-C``
+    ``snmpd`` reads only our ``-c`` file and its own persistent directory (``SNMPCONFPATH`` points there),
+    never ``/etc/snmp``. Keeping the persistent file (engine ID, ``engineBoots``) is what makes
+    :meth:`SnmpdAgent.reboot` look like a real reboot to SNMPv3 managers: same engine ID, engineBoots + 1,
+    engineTime from 0. With ``-C`` every restart got a new engine ID and pysnmp timed out for 300 s (its
+    engine-ID cache lifetime).
+
 Each simulated CPE has three interfaces by default: ``1 lo``, ``2 eth1`` ("LAN to site switch") and the
 uplink ``3 wan0`` ("Uplink to operator POP"); the uplink's index, ifName and ifDescr are parameters, so tests
 can make discovery find it by ifName or only by ifDescr. Counters are 64-bit (``ifHCInOctets``/
@@ -538,7 +545,11 @@ class SnmpdAgent:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> SnmpdAgent:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -645,7 +656,11 @@ class AgentFleet:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> AgentFleet:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

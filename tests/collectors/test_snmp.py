@@ -317,6 +317,7 @@ async def test_counters_advance_and_rates_are_computed(
     facts = interpret(first, second, node.bandwidth_mbps)
     assert facts.in_bps == pytest.approx(2_500_000 * 8 / elapsed)
     assert facts.out_bps == pytest.approx(1_250_000 * 8 / elapsed)
+    assert facts.in_bps is not None
     assert facts.in_utilisation == pytest.approx(facts.in_bps / 20e6)
     assert facts.errors_delta == 3
     # A steady rate: 8 Mbit/s in, 2 Mbit/s out, measured over ~1 s.
@@ -358,6 +359,14 @@ async def test_many_devices_under_a_small_concurrency_cap(snmpd: str) -> None:
         assert sorted({s.node for s in samples}) == sorted(n.id for n in nodes)
         lab_dir = fleet.dir
     assert not lab_dir.exists()
+
+
+@net
+async def test_ipv6_loopback_agent(snmpd: str, tmp_path: Path) -> None:
+    with SnmpdAgent("::1", port=PORT + 1, community=COMMUNITY, state_dir=tmp_path, snmpd=snmpd) as agent:
+        assert agent.endpoint == f"udp6:[::1]:{PORT + 1}"
+        async with SnmpPoller(FAST, allowed_networks=["::1/128"]) as p:
+            assert (await p.poll(v2c_node(agent))).if_index == 3
 
 
 # --- secrets, network rule, argument errors -------------------------------------------------------
@@ -423,6 +432,72 @@ def test_agent_port_in_use_is_reported(make_agent: Callable[..., SnmpdAgent], tm
             twin.start()
     finally:
         twin.close()
+
+
+def test_wrong_types_and_missing_values_are_bad_data() -> None:
+    from pysnmp.proto import rfc1902, rfc1905  # type: ignore[import-untyped, unused-ignore]
+
+    node = Node("CPE-1", NodeKind.CPE, address="127.0.0.1", snmp=SnmpSettings(uplink_if=3))
+    oids = [
+        (1, 3, 6, 1, 2, 1, 1, 3, 0),
+        (1, 3, 6, 1, 2, 1, 2, 2, 1, 8, 3),
+        (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 3),
+        (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10, 3),
+        (1, 3, 6, 1, 2, 1, 2, 2, 1, 14, 3),
+    ]
+    good = [
+        rfc1902.TimeTicks(100),
+        rfc1902.Integer(1),
+        rfc1902.Counter64(5),
+        rfc1902.Counter64(6),
+        rfc1902.Counter32(7),
+    ]
+    assert SnmpPoller._decode(node, oids, list(zip(oids, good, strict=True))) == [100, 1, 5, 6, 7]
+    for position, bad in [
+        (1, rfc1902.OctetString(b"up")),  # a string where an INTEGER belongs
+        (2, rfc1902.Counter32(5)),  # a 32-bit counter where ifHCInOctets (Counter64) belongs
+        (0, rfc1902.Integer(100)),  # not TimeTicks
+        (3, rfc1905.NoSuchInstance()),
+        (4, rfc1905.NoSuchObject()),
+        (1, rfc1902.Integer(9)),  # ifOperStatus out of 1..7
+    ]:
+        values = list(good)
+        values[position] = bad
+        with pytest.raises(BadData):
+            SnmpPoller._decode(node, oids, list(zip(oids, values, strict=True)))
+    with pytest.raises(BadData, match="answer is for"):
+        SnmpPoller._decode(node, oids, list(zip([oids[0], *oids[:4]], good, strict=True)))
+    with pytest.raises(BadData, match="4 values"):
+        SnmpPoller._decode(node, oids, list(zip(oids[:4], good, strict=False)))
+
+
+async def test_v3_key_gate_never_mixes_key_sets() -> None:
+    from collectors.snmp import _UserGate
+
+    gate = _UserGate()
+    inside: list[bytes] = []
+    overlaps: list[set[bytes]] = []
+
+    async def use(fp: bytes, hold_s: float) -> None:
+        async with gate.hold(fp):
+            inside.append(fp)
+            overlaps.append(set(inside))
+            await asyncio.sleep(hold_s)
+            inside.remove(fp)
+
+    await asyncio.gather(*(use(b"A" if i % 3 else b"B", 0.001 * (i % 4)) for i in range(60)))
+    assert all(len(s) == 1 for s in overlaps)  # never two key sets in flight at once
+    assert max(len(o) for o in overlaps) == 1 and not inside
+    # identical key sets do run together
+    together: list[int] = []
+
+    async def same() -> None:
+        async with gate.hold(b"A"):
+            together.append(gate._inflight)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(same() for _ in range(5)))
+    assert max(together) == 5
 
 
 # --- interpret(): pure, hand-computed -------------------------------------------------------------

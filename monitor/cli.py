@@ -1,0 +1,286 @@
+"""The ``slawatch`` command: an administrator's tool over the same service the API uses.
+
+Every command builds its settings, database and service here (nothing at import time), runs, and closes.
+Bad input exits with status 2 and one message naming file, line and field; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from monitor.errors import SlawatchError
+from monitor.events import parse_time, read_jsonl
+from monitor.logs import setup_logging
+from monitor.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="slawatch: SLA monitor for leased data circuits. Collects, decides, accounts and reports the monthly "
+    "assessment a carrier is paid on. Settings come from SLAWATCH_* environment variables "
+    "(SLAWATCH_DATABASE_URL, SLAWATCH_DATA_DIR, ...).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+inventory_app = typer.Typer(help="Import, validate, export the network inventory; write the sample network.")
+db_app = typer.Typer(help="Database schema (Alembic migrations).")
+token_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once).")
+contract_app = typer.Typer(help="Contracts: which subtrees a customer assesses, under which policy.")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(contract_app, name="contract")
+
+ROLES = ("viewer", "collector", "operator", "assessor", "admin")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"slawatch: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _run(main: Callable[[Any], Awaitable[T]], *, upgrade: bool = True) -> T:
+    """Open the database (upgrading it), build the service, run ``main(service)``, close."""
+    from monitor.confirmation import ConfirmationSettings
+    from monitor.policy import DEFAULT_POLICY, load_policy
+    from monitor.service import Service
+    from monitor.storage.database import Database
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+
+    async def go() -> T:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url())
+        try:
+            await db.connect()
+            if upgrade:
+                await db.upgrade()
+            policy = load_policy(settings.policy_file) if settings.policy_file else DEFAULT_POLICY
+            service = Service(
+                db,
+                default_policy=policy,
+                confirmation=ConfirmationSettings(settings.down_after, settings.up_after),
+            )
+            return await main(service)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(go())
+    except SlawatchError as exc:
+        raise _fail(str(exc)) from None
+
+
+# ---------------------------------------------------------------------- db
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema to the newest migration (also done on every start)."""
+
+    async def main(service: Any) -> str:
+        rev: str | None = await service.db.current_revision()
+        return rev or "none"
+
+    rev = _run(main)
+    typer.echo(f"database at revision {rev}")
+
+
+# ---------------------------------------------------------------------- inventory
+@inventory_app.command("validate")
+def inventory_validate(file: Annotated[Path, typer.Argument(help="CSV, YAML or JSON inventory")]) -> None:
+    """Validate an inventory file whole; print a summary or every problem with file, line and field."""
+    from monitor.inventory_io import load_inventory_document
+
+    try:
+        inv, contracts = load_inventory_document(file)
+    except SlawatchError as exc:
+        raise _fail(str(exc)) from None
+    cpes = sum(1 for n in inv.nodes() if n.kind == "cpe")
+    typer.echo(f"{file}: valid: {len(inv)} nodes, {cpes} circuits, {len(inv.channels)} channels")
+
+
+@inventory_app.command("import")
+def inventory_import(file: Annotated[Path, typer.Argument(help="CSV, YAML or JSON inventory")]) -> None:
+    """Validate whole, then write in one transaction; a re-import updates in place and reports what changed."""
+    from monitor.contracts import contract_from_mapping
+    from monitor.inventory_io import load_inventory_document
+
+    try:
+        inv, raw = load_inventory_document(file)
+        contracts = [contract_from_mapping(c, f"{file}:{c.get('__line__', 0)}", file.parent) for c in raw]
+    except SlawatchError as exc:
+        raise _fail(str(exc)) from None
+
+    async def main(service: Any) -> Any:
+        return await service.import_inventory(inv, contracts)
+
+    diff = _run(main)
+    typer.echo(f"imported {file}: {diff.summary()}")
+    for label, ids in (("added", diff.added), ("changed", diff.changed), ("removed", diff.removed)):
+        if ids:
+            shown = ", ".join(ids[:20]) + (f" ... (+{len(ids) - 20})" if len(ids) > 20 else "")
+            typer.echo(f"  {label}: {shown}")
+
+
+@inventory_app.command("export")
+def inventory_export(
+    fmt: Annotated[str, typer.Option("--format", help="csv, yaml or json")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    secrets: Annotated[bool, typer.Option(help="include SNMP communities and keys")] = False,
+) -> None:
+    """Write the stored inventory (SNMP secrets left out unless --secrets)."""
+    from monitor.inventory_io import dump_inventory
+
+    if fmt not in ("csv", "yaml", "json"):
+        raise _fail(f"--format {fmt!r} is not csv, yaml or json")
+
+    async def main(service: Any) -> Any:
+        return await service.inventory()
+
+    text = dump_inventory(_run(main), fmt, include_secrets=secrets)  # type: ignore[arg-type]
+    _write(text, output)
+
+
+@inventory_app.command("sample")
+def inventory_sample(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, yaml or json")] = "csv",
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same network")] = 2026,
+) -> None:
+    """Write the sample network modelled on the contract: 593 circuits, ~3,000 channels, loopback addresses."""
+    from monitor.inventory_io import dump_inventory
+    from monitor.sample import sample_inventory
+
+    if fmt not in ("csv", "yaml", "json"):
+        raise _fail(f"--format {fmt!r} is not csv, yaml or json")
+    _write(dump_inventory(sample_inventory(seed), fmt, include_secrets=True), output)  # type: ignore[arg-type]
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+# ---------------------------------------------------------------------- contracts
+@contract_app.command("import")
+def contract_import(file: Annotated[Path, typer.Argument(help="YAML file with a 'contracts:' list")]) -> None:
+    """Declare the contracts (replacing the stored set); scopes must be nodes of the stored inventory."""
+    from monitor.contracts import load_contracts
+
+    try:
+        contracts = load_contracts(file)
+    except SlawatchError as exc:
+        raise _fail(str(exc)) from None
+
+    async def main(service: Any) -> None:
+        await service.save_contracts(contracts)
+
+    _run(main)
+    typer.echo(f"imported {len(contracts)} contracts: {', '.join(c.id for c in contracts)}")
+
+
+@contract_app.command("list")
+def contract_list() -> None:
+    """List the contracts with their policy name, hash and time zone."""
+
+    async def main(service: Any) -> Any:
+        return await service.contracts()
+
+    for c in _run(main):
+        scopes = "whole network" if c.scopes is None else ", ".join(c.scopes)
+        typer.echo(f"{c.id}\t{c.policy.name}\t{c.policy.hash[:12]}\t{c.policy.timezone}\t{scopes}")
+
+
+# ---------------------------------------------------------------------- events and reports
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="JSON Lines event files, each in time order")],
+) -> None:
+    """Ingest event files through the engine the live service uses (identical events are one event).
+
+    Every file is validated whole against the inventory before anything is stored.
+    """
+
+    async def main(service: Any) -> list[tuple[Path, Any]]:
+        tz = await service.event_timezone()
+        located = [(f, read_jsonl(f, tz)) for f in files]
+        inventory = await service.inventory()
+        from monitor.service import check_events
+
+        for _f, events in located:
+            check_events(events, inventory)
+        results = []
+        for f, events in located:
+            typer.echo(f"replaying {f}: {len(events)} events ...", err=True)
+            results.append((f, await service.ingest(events, source=f"replay:{f.name}")))
+        return results
+
+    for f, result in _run(main):
+        typer.echo(
+            f"{f}: {result.received} events, {result.stored} stored, {result.duplicates} already known, "
+            f"{result.confirmed} state changes confirmed from polls"
+        )
+
+
+@app.command()
+def report(
+    month: Annotated[str, typer.Argument(help="YYYY-MM in the contract's time zone")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default now")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json, csv or html")] = "json",
+    contract: Annotated[str | None, typer.Option(help="contract id (needed when there are several)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+) -> None:
+    """The monthly assessment: online rate, incidents, deductions, score, share paid and amount.
+
+    Each issue is kept as a new version. The current month gives a projection.
+    """
+    if fmt not in ("json", "csv", "html"):
+        raise _fail(f"--format {fmt!r} is not json, csv or html")
+
+    async def main(service: Any) -> str:
+        c = await service.contract(contract)
+        when = parse_time(as_of, c.policy.zone, "as_of") if as_of else None
+        try:
+            issued = await service.report(month, as_of=when, contract_id=c.id)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        return str(issued.render(fmt))
+
+    _write(_run(main), output)
+
+
+# ---------------------------------------------------------------------- tokens
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")],
+    name: Annotated[str | None, typer.Option(help="a name for the token (default: role and time)")] = None,
+) -> None:
+    """Create an API token for a role; prints the secret once (only its hash is stored)."""
+    if role not in ROLES:
+        raise _fail(f"--role {role!r} is not one of {', '.join(ROLES)}")
+    label = name or f"{role}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+
+    async def main(service: Any) -> str:
+        return str(await service.repo.create_token(label, role))
+
+    secret = _run(main)
+    typer.echo(f"token {label} ({role}): {secret}", err=True)
+    typer.echo(secret)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

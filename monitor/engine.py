@@ -1,0 +1,390 @@
+"""The incident engine (SPEC §2–§4): events in, channel histories and incidents out. Pure: no I/O, no clock.
+
+Events are applied one **instant** (a known time) at a time, in the order they become known:
+
+1. state changes of the instant (confirmed ``state`` events, and ``poll`` events confirmed by the
+   :class:`~monitor.confirmation.Confirmer`), plus channels becoming active or inactive at that time, all apply
+   together; the later event of the stream stands where two conflict;
+2. every channel under a changed node is re-evaluated: the topmost node on its path that is not up decides
+   (down → offline, unknown → unknown; all up → online); outside its active interval it is inactive;
+3. channels going offline join incidents in inventory order (:func:`~monitor.incidents.choose_incident`);
+4. peaks and levels are measured after all changes; incidents whose channels are all back end;
+5. then acknowledgements, arrivals on site, explanations, exclusion steps, maintenance and findings.
+
+Each channel's history is a list of ``(dated time, state)`` transitions. :meth:`Engine.snapshot` freezes
+everything the assessment needs into a :class:`History`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from itertools import groupby
+
+from monitor.confirmation import ConfirmationSettings, Confirmer
+from monitor.events import (
+    AckEvent,
+    BaseEvent,
+    Event,
+    ExclusionEvent,
+    ExplanationEvent,
+    FindingEvent,
+    MaintenanceEvent,
+    NodeState,
+    OnsiteEvent,
+    PollEvent,
+    StateEvent,
+    TargetedEvent,
+    format_time,
+)
+from monitor.incidents import (
+    ExclusionStep,
+    Incident,
+    IncidentView,
+    TimelineEntry,
+    TimelineKind,
+    choose_incident,
+    incident_id,
+)
+from monitor.inventory import Inventory
+from monitor.policy import Policy
+
+
+class ChannelState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+    INACTIVE = "inactive"
+
+
+@dataclass(frozen=True, slots=True)
+class Unmatched:
+    """An event that found nothing to apply to (an ack before any incident, an unknown node...)."""
+
+    event: BaseEvent
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Everything known at ``as_of``: per-channel transitions, incidents, maintenance and findings."""
+
+    as_of: datetime
+    channels: tuple[int, ...]  # the positions this engine covers, in inventory order
+    initial: dict[int, ChannelState]  # each channel's state before its first transition
+    transitions: dict[int, tuple[tuple[datetime, ChannelState], ...]]
+    incidents: tuple[IncidentView, ...]
+    maintenance: tuple[MaintenanceEvent, ...]
+    findings: tuple[FindingEvent, ...]
+    unmatched: tuple[Unmatched, ...]
+
+
+class Engine:
+    """One contract's incident engine over ``channels`` (positions in ``inventory.channels``; all by default)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        policy: Policy,
+        channels: Iterable[int] | None = None,
+        confirmation: ConfirmationSettings | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.policy = policy
+        self.window = timedelta(seconds=policy.window_s)
+        all_channels = inventory.channels
+        chosen = set(range(len(all_channels))) if channels is None else set(channels)
+        self.channels: tuple[int, ...] = tuple(sorted(chosen))
+        self._covered = frozenset(self.channels)
+        self.confirmer = Confirmer(confirmation)
+        self.node_state: dict[str, NodeState] = {}
+        self.node_changed: dict[str, datetime] = {}
+        self.now: datetime | None = None
+        # Channel states and their dated transitions; a channel starts in the state it has before any event.
+        self.state: dict[int, ChannelState] = {}
+        self.initial: dict[int, ChannelState] = {}
+        self.transitions: dict[int, list[tuple[datetime, ChannelState]]] = {}
+        boundaries: list[tuple[datetime, int]] = []
+        for pos in self.channels:
+            node = inventory[all_channels[pos].node]
+            initial = ChannelState.INACTIVE if node.commissioned is not None else ChannelState.ONLINE
+            self.state[pos] = initial
+            self.initial[pos] = initial
+            self.transitions[pos] = []
+            for t in (node.commissioned, node.decommissioned):
+                if t is not None:
+                    boundaries.append((t, pos))
+        boundaries.sort()
+        self._boundaries = boundaries
+        self._next_boundary = 0
+        self.incidents: list[Incident] = []
+        self.by_id: dict[str, Incident] = {}
+        self.open: dict[str, Incident] = {}  # insertion-ordered: earliest opened first
+        self.member_of: dict[int, Incident] = {}  # channel -> its open incident
+        self.maintenance: list[MaintenanceEvent] = []
+        self.findings: list[FindingEvent] = []
+        self.unmatched: list[Unmatched] = []
+        self.derived: list[StateEvent] = []  # state events confirmed from polls, for storage
+
+    # ------------------------------------------------------------------ driving
+    def replay(self, events: Iterable[Event]) -> None:
+        """Apply events in known-time order, grouping those known at the same time into one instant."""
+        for t, group in groupby(events, key=lambda e: e.known):
+            self.apply_instant(t, list(group))
+
+    def advance(self, t: datetime) -> None:
+        """Apply every active-interval boundary up to and including ``t`` (each its own instant)."""
+        while self._next_boundary < len(self._boundaries) and self._boundaries[self._next_boundary][0] <= t:
+            bt = self._boundaries[self._next_boundary][0]
+            self._apply_changes(bt, {}, bt)
+            self.now = max(self.now or bt, bt)
+
+    def apply_instant(self, t: datetime, events: Sequence[Event]) -> None:
+        """Apply the events that became known at ``t`` (SPEC §2, instants)."""
+        if self.now is not None and t < self.now:
+            raise ValueError(f"instant {format_time(t)} is before the engine's time {format_time(self.now)}")
+        # Boundaries strictly before t are their own instants; those at t join this one.
+        while self._next_boundary < len(self._boundaries) and self._boundaries[self._next_boundary][0] < t:
+            self.advance(self._boundaries[self._next_boundary][0])
+        self.now = t
+        unique: dict[str, Event] = {}
+        for event in events:  # identical events are one event
+            unique.setdefault(event.id, event)
+        events = list(unique.values())
+        changes: dict[str, tuple[NodeState, datetime]] = {}
+        for event in events:
+            if isinstance(event, StateEvent | PollEvent) and event.node not in self.inventory:
+                self.unmatched.append(Unmatched(event, f"node {event.node!r} is not in the inventory"))
+                continue
+            if isinstance(event, PollEvent):
+                current = changes.get(event.node, (self.node_state.get(event.node, NodeState.UP), t))[0]
+                confirmed = self.confirmer.observe(event, current)
+                if confirmed is None:
+                    continue
+                self.derived.append(confirmed)
+                event = confirmed
+            if isinstance(event, StateEvent):
+                changes.pop(event.node, None)  # the later event of the stream stands
+                changes[event.node] = (event.state, event.at)
+        self._apply_changes(t, changes, t)
+        for event in events:
+            self._apply_other(event, t)
+
+    # ------------------------------------------------------------------ state changes
+    def _apply_changes(self, known: datetime, changes: dict[str, tuple[NodeState, datetime]], t: datetime) -> None:
+        inv = self.inventory
+        dated: dict[str, datetime] = {}
+        for node, (state, at) in changes.items():
+            if self.node_state.get(node, NodeState.UP) is state:
+                continue
+            # A node's own history never runs backwards, nor ahead of when it became known.
+            at = min(max(at, self.node_changed.get(node, at)), known)
+            self.node_state[node] = state
+            self.node_changed[node] = at
+            dated[node] = at
+        affected: set[int] = set()
+        for node in dated:
+            affected.update(p for p in inv.channels_under[node] if p in self._covered)
+        activity: set[int] = set()
+        while self._next_boundary < len(self._boundaries) and self._boundaries[self._next_boundary][0] <= t:
+            activity.add(self._boundaries[self._next_boundary][1])
+            self._next_boundary += 1
+        affected |= activity
+        if not affected:
+            return
+        going_offline: list[tuple[int, datetime, str]] = []
+        ends: dict[str, datetime] = {}  # incident -> latest dated return among its channels this instant
+        touched: dict[str, Incident] = {}
+        for pos in sorted(affected):
+            node_id = inv.channels[pos].node
+            node = inv[node_id]
+            old = self.state[pos]
+            decisive: str | None = None
+            if not node.active_at(t):
+                new = ChannelState.INACTIVE
+            else:
+                new = ChannelState.ONLINE
+                for nid in inv.path(node_id):
+                    s = self.node_state.get(nid, NodeState.UP)
+                    if s is not NodeState.UP:
+                        decisive = nid
+                        new = ChannelState.OFFLINE if s is NodeState.DOWN else ChannelState.UNKNOWN
+                        break
+            if new is old:
+                continue
+            if pos in activity:
+                when = t
+            elif decisive is not None and decisive in dated:
+                when = dated[decisive]
+            else:
+                when = max((dated[n] for n in inv.path(node_id) if n in dated), default=t)
+            hist = self.transitions[pos]
+            if hist and when < hist[-1][0]:
+                when = hist[-1][0]
+            hist.append((when, new))
+            self.state[pos] = new
+            incident = self.member_of.get(pos)
+            if old is ChannelState.OFFLINE and incident is not None:
+                spans = incident.intervals[pos]
+                spans[-1][1] = when
+                incident.offline.discard(pos)
+                touched[incident.id] = incident
+            if new is ChannelState.OFFLINE:
+                assert decisive is not None
+                going_offline.append((pos, when, decisive))
+            elif new in (ChannelState.ONLINE, ChannelState.INACTIVE) and incident is not None:
+                ends[incident.id] = max(ends.get(incident.id, when), when)
+                incident.pending.discard(pos)
+                del self.member_of[pos]
+                touched[incident.id] = incident
+        for pos, when, decisive in going_offline:  # inventory order
+            incident = self._join(pos, when, decisive, known)
+            incident.offline.add(pos)
+            incident.pending.add(pos)
+            incident.intervals.setdefault(pos, []).append([when, None])
+            touched[incident.id] = incident
+        for incident in touched.values():
+            self._measure(incident, known)
+            if incident.open and not incident.pending:
+                incident.end = ends.get(incident.id, t)
+                del self.open[incident.id]
+                incident.timeline.append(TimelineEntry(incident.end, known, TimelineKind.ENDED, ""))
+
+    def _join(self, pos: int, when: datetime, decisive: str, known: datetime) -> Incident:
+        node_id = self.inventory.channels[pos].node
+        label = self.inventory.channels[pos].label
+        incident = self.member_of.get(pos)
+        if incident is None:
+            for candidate in self.open.values():
+                if pos in candidate.members:  # held it, went unknown: still pending
+                    incident = candidate
+                    break
+        if incident is None:
+            chosen = choose_incident(self.inventory, node_id, when, self.open.values(), self.window)
+            if chosen is None:
+                incident = Incident(id=incident_id(decisive, when), scope=decisive, start=when)
+                self.incidents.append(incident)
+                self.by_id[incident.id] = incident
+                self.open[incident.id] = incident
+                incident.timeline.append(TimelineEntry(when, known, TimelineKind.OPENED, f"{decisive}: {label}"))
+            else:
+                incident, scope = chosen
+                if scope != incident.scope:
+                    incident.scope = scope
+                incident.timeline.append(TimelineEntry(when, known, TimelineKind.JOINED, f"{label} via {decisive}"))
+        if when < incident.start:
+            incident.start = when
+        incident.members.setdefault(pos, None)
+        self.member_of[pos] = incident
+        return incident
+
+    def _measure(self, incident: Incident, known: datetime) -> None:
+        count = len(incident.offline)
+        if count > incident.peak:
+            old_level = self.policy.level_for(incident.peak)
+            incident.peak = count
+            new_level = self.policy.level_for(count)
+            if new_level != old_level:
+                incident.timeline.append(
+                    TimelineEntry(known, known, TimelineKind.LEVEL, f"level {new_level} at {count} channels")
+                )
+
+    # ------------------------------------------------------------------ everything else
+    def _holds_under(self, incident: Incident, node: str) -> bool:
+        inv = self.inventory
+        return any(inv.is_at_or_under(inv.channels[p].node, node) for p in incident.members)
+
+    def _targets(self, event: TargetedEvent, *, open_only: bool, unacked: bool, latest: bool) -> list[Incident]:
+        if event.incident is not None:
+            found = self.by_id.get(event.incident)
+            return [found] if found is not None else []
+        assert event.node is not None
+        if event.node not in self.inventory:
+            return []
+        if latest:
+            started = [
+                i for i in self.incidents if i.start <= event.at and self._holds_under(i, event.node)
+            ]
+            return [max(started, key=lambda i: i.start)] if started else []
+        pool = self.open.values() if open_only else self.incidents
+        return [
+            i for i in pool if (not unacked or i.ack is None) and self._holds_under(i, event.node)
+        ]
+
+    def _apply_other(self, event: Event, t: datetime) -> None:
+        if isinstance(event, MaintenanceEvent):
+            self.maintenance.append(event)
+            return
+        if isinstance(event, FindingEvent):
+            self.findings.append(event)
+            return
+        if not isinstance(event, TargetedEvent):
+            return
+        if isinstance(event, AckEvent):
+            targets = self._targets(event, open_only=True, unacked=True, latest=False)
+        elif isinstance(event, OnsiteEvent):
+            targets = self._targets(event, open_only=True, unacked=False, latest=False)
+        else:
+            targets = self._targets(event, open_only=False, unacked=False, latest=True)
+        if not targets:
+            self.unmatched.append(Unmatched(event, "no incident to apply it to"))
+            return
+        for incident in targets:
+            if isinstance(event, AckEvent):
+                if incident.ack is None:
+                    incident.ack, incident.ack_by = event.at, event.by
+                    incident.timeline.append(TimelineEntry(event.at, t, TimelineKind.ACK, event.by))
+            elif isinstance(event, OnsiteEvent):
+                if incident.onsite is None:
+                    incident.onsite, incident.onsite_by = event.at, event.by
+                    incident.timeline.append(TimelineEntry(event.at, t, TimelineKind.ONSITE, event.by))
+            elif isinstance(event, ExplanationEvent):
+                incident.explanations.append((event.at, event.text))
+                incident.timeline.append(TimelineEntry(event.at, t, TimelineKind.EXPLANATION, event.text))
+            elif isinstance(event, ExclusionEvent):
+                incident.exclusion.append(
+                    ExclusionStep(event.at, event.status, event.cause, event.evidence, event.by)
+                )
+                incident.timeline.append(
+                    TimelineEntry(event.at, t, TimelineKind.EXCLUSION, f"{event.status}: {event.cause}")
+                )
+
+    # ------------------------------------------------------------------ output
+    def snapshot(self, as_of: datetime) -> History:
+        """Freeze the engine's knowledge at ``as_of`` (boundaries up to it applied first)."""
+        if self.now is None or as_of >= self.now:
+            self.advance(as_of)
+        views = []
+        for incident in self.incidents:
+            views.append(incident.view(self.inventory, self.policy.level_for(incident.peak)))
+        return History(
+            as_of=as_of,
+            channels=self.channels,
+            initial=dict(self.initial),
+            transitions={p: tuple(h) for p, h in self.transitions.items()},
+            incidents=tuple(views),
+            maintenance=tuple(self.maintenance),
+            findings=tuple(self.findings),
+            unmatched=tuple(self.unmatched),
+        )
+
+    def drain_derived(self) -> list[StateEvent]:
+        """State events confirmed from polls since the last drain (the live service stores these)."""
+        out, self.derived = self.derived, []
+        return out
+
+    def open_incidents(self) -> list[Incident]:
+        return list(self.open.values())
+
+
+def state_at(
+    transitions: Sequence[tuple[datetime, ChannelState]], initial: ChannelState, t: datetime
+) -> tuple[ChannelState, datetime | None]:
+    """A channel's state at ``t`` and since when (None: since before any transition)."""
+    i = bisect.bisect_right(transitions, t, key=lambda tr: tr[0])
+    if i == 0:
+        return initial, None
+    return transitions[i - 1][1], transitions[i - 1][0]

@@ -1,0 +1,744 @@
+"""The monthly report (SPEC §6) in three forms that agree to the cent: JSON, CSV and printable bilingual HTML.
+
+:func:`report_json` turns an :class:`~monitor.assessment.Assessment` into plain JSON values; the CSV and HTML
+forms are rendered *from that dict*, so every number they show is the JSON number (the CSV writes it exactly
+as JSON does; the HTML shows it formatted for people and carries the JSON literal in ``<data value=...>``).
+
+Conventions (SPEC §6): times are RFC 3339 strings with the contract's offset (``2026-10-03T08:00:00+08:00``);
+durations and channel-seconds are numbers of seconds (int when whole); ``online_rate`` and ``share_paid`` are
+fractions (0.9, not 90); ``base`` and ``amount`` are rounded half-up to the cent; points are numbers (``null``
+for an item without a cap of its own); ``ack``, ``end`` and ``onsite_s`` are ``null`` when there is none.
+
+CSV layout: sections separated by one blank line, each starting with its own header row:
+
+1. incidents: :data:`INCIDENT_COLUMNS`, one row per incident that started in the month (faults included);
+2. items: ``key,title_en,title_zh,points,lost,details``;
+3. summary: ``field,value`` rows (:data:`SUMMARY_FIELDS`);
+4. areas: ``area,name,online_rate``; 5. circuits: ``circuit,online_rate``;
+6. findings: ``at,item,points,note,by,evidence``.
+
+Empty cells are JSON ``null``; booleans are ``true``/``false``. Free-text cells that a spreadsheet would read
+as a formula (starting with ``= + - @``) get a leading apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any, Literal
+
+from monitor.assessment import US, Assessment, IncidentScore, Seconds, as_jsonable
+
+CENT = Decimal("0.01")
+
+#: Columns of the CSV incidents section (the JSON incident fields, deductions flattened).
+INCIDENT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "level",
+    "scope",
+    "start",
+    "clock_start",
+    "ack",
+    "onsite_s",
+    "end",
+    "open",
+    "peak_channels",
+    "response_s",
+    "recovery_s",
+    "restore_limit_s",
+    "restore_met",
+    "excluded",
+    "excluded_by",
+    "exclusion_status",
+    "explained",
+    "circuits",
+    "deduction_response",
+    "deduction_recovery",
+    "deduction_unexplained",
+)
+
+ITEM_COLUMNS: tuple[str, ...] = ("key", "title_en", "title_zh", "points", "lost", "details")
+
+#: Rows of the CSV summary section: (field, path in the JSON report).
+SUMMARY_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("contract_id", ("contract", "id")),
+    ("contract_name", ("contract", "name")),
+    ("customer", ("contract", "customer")),
+    ("month", ("month",)),
+    ("policy_name", ("policy", "name")),
+    ("policy_hash", ("policy", "hash")),
+    ("timezone", ("policy", "timezone")),
+    ("base_rule", ("base_rule",)),
+    ("version", ("version",)),
+    ("as_of", ("as_of",)),
+    ("generated_at", ("generated_at",)),
+    ("projection", ("projection",)),
+    ("channels", ("channels",)),
+    ("expected_channel_seconds", ("expected_channel_seconds",)),
+    ("online_channel_seconds", ("online_channel_seconds",)),
+    ("offline_channel_seconds", ("offline_channel_seconds",)),
+    ("excluded_channel_seconds", ("excluded_channel_seconds",)),
+    ("blind_channel_seconds", ("blind_channel_seconds",)),
+    ("online_rate", ("online_rate",)),
+    ("claim_breaches", ("claim_breaches",)),
+    ("score", ("score",)),
+    ("share_paid", ("share_paid",)),
+    ("base", ("base",)),
+    ("amount", ("amount",)),
+)
+
+Format = Literal["json", "csv", "html"]
+
+
+# ---------------------------------------------------------------------- values
+def _time(t: datetime | None, zone: tzinfo) -> str | None:
+    """RFC 3339 with the contract's offset; to the microsecond only when needed."""
+    if t is None:
+        return None
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"time {t!r} has no offset")
+    return t.astimezone(zone).isoformat()
+
+
+def _cents(value: Decimal) -> float:
+    return float(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _num(value: Decimal | Fraction | int) -> int | float:
+    out: int | float = as_jsonable(value)
+    return out
+
+
+def _channel_seconds(us: int) -> int | float:
+    return _num(Fraction(us, US))
+
+
+def _rate(seconds: Seconds) -> float:
+    return float(seconds.rate)
+
+
+def _incident(s: IncidentScore, a: Assessment) -> dict[str, Any]:
+    zone = a.policy.zone
+    inc = s.incident
+    status = inc.exclusion_status()
+    return {
+        "id": inc.id,
+        "level": inc.level,
+        "scope": inc.scope,
+        "start": _time(inc.start, zone),
+        "clock_start": _time(s.clock_start, zone),
+        "ack": _time(inc.ack, zone),
+        "onsite_s": None if s.onsite_s is None else _num(s.onsite_s),
+        "end": _time(inc.end, zone),
+        "open": inc.open,
+        "peak_channels": inc.peak,
+        "response_s": _num(s.response_s),
+        "recovery_s": _num(s.recovery_s),
+        "restore_limit_s": s.restore_limit_s,
+        "restore_met": s.restore_met,
+        "excluded": s.excluded,
+        "deductions": {
+            "response": s.response_lost,
+            "recovery": s.recovery_lost,
+            "unexplained": s.unexplained_lost,
+        },
+        "excluded_by": s.excluded_by,
+        "exclusion_status": None if status is None else status.value,
+        "explained": inc.explained_by(a.as_of),
+        "circuits": list(inc.circuits),
+    }
+
+
+def report_json(
+    a: Assessment, *, version: int, generated_at: datetime, names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The report as JSON values: SPEC §6's fields first, then a few extras (see the module docstring).
+
+    ``names`` optionally maps area ids to display names (the inventory is not part of the assessment).
+    """
+    zone = a.policy.zone
+    sec = a.seconds
+    areas: list[dict[str, Any]] = []
+    for area_id, secs in a.areas:
+        area: dict[str, Any] = {"id": area_id, "online_rate": _rate(secs)}
+        if names is not None and area_id in names:
+            area["name"] = names[area_id]
+        areas.append(area)
+    return {
+        "month": a.month.key,
+        "policy": {"name": a.policy.name, "hash": a.policy.hash, "timezone": a.policy.timezone},
+        "version": version,
+        "as_of": _time(a.as_of, zone),
+        "generated_at": _time(generated_at, zone),
+        "channels": a.channels,
+        "expected_channel_seconds": _channel_seconds(sec.expected),
+        "online_channel_seconds": _channel_seconds(sec.online),
+        "excluded_channel_seconds": _channel_seconds(sec.excluded),
+        "blind_channel_seconds": _channel_seconds(sec.blind),
+        "online_rate": _rate(sec),
+        "claim_breaches": len(a.claim_breaches),
+        "incidents": [_incident(s, a) for s in a.incidents],
+        "items": [
+            {
+                "key": i.key,
+                "title_en": i.title_en,
+                "title_zh": i.title_zh,
+                "points": None if i.points is None else _num(i.points),
+                "lost": _num(i.lost),
+                "details": i.details,
+            }
+            for i in a.items
+        ],
+        "areas": areas,
+        "score": _num(a.score),
+        "share_paid": float(a.share_paid),
+        "base": _cents(a.base),
+        "amount": _cents(a.amount),
+        # extras
+        "contract": {"id": a.contract.id, "name": a.contract.name, "customer": a.contract.customer},
+        "projection": a.projection,
+        "base_rule": "tariff" if isinstance(a.policy.base, str) else "fixed",
+        "offline_channel_seconds": _channel_seconds(sec.offline),
+        "circuits": [{"id": cid, "online_rate": _rate(secs)} for cid, secs in a.circuits],
+        "claim_breach_list": [
+            {"at": _time(b.at, zone), "channel": b.channel, "incident": b.incident} for b in a.claim_breaches
+        ],
+        "findings": [
+            {
+                "at": _time(f.at, zone),
+                "item": f.item,
+                "points": _num(f.points),
+                "note": f.note,
+                "by": f.by,
+                "evidence": f.evidence,
+            }
+            for f in a.findings
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- CSV
+def _cell(value: Any) -> str:
+    """A JSON value as a CSV cell: numbers exactly as ``json.dumps`` writes them, null empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return " ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _text_cell(value: Any) -> str:
+    """A free-text cell, defused against spreadsheet formula injection."""
+    out = _cell(value)
+    return "'" + out if out[:1] in ("=", "+", "-", "@", "\t", "\r") else out
+
+
+def _dig(data: Mapping[str, Any], path: Sequence[str]) -> Any:
+    value: Any = data
+    for key in path:
+        value = value[key]
+    return value
+
+
+def csv_from_json(data: Mapping[str, Any]) -> str:
+    """The CSV form of a :func:`report_json` dict (layout in the module docstring)."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(INCIDENT_COLUMNS)
+    for inc in data["incidents"]:
+        row = {k: v for k, v in inc.items() if k != "deductions"}
+        for k, v in inc["deductions"].items():
+            row[f"deduction_{k}"] = v
+        w.writerow([_cell(row.get(col)) for col in INCIDENT_COLUMNS])
+    w.writerow([])
+    w.writerow(ITEM_COLUMNS)
+    for item in data["items"]:
+        w.writerow([_text_cell(item[c]) if c == "details" else _cell(item[c]) for c in ITEM_COLUMNS])
+    w.writerow([])
+    w.writerow(["field", "value"])
+    free_text = {"contract_name", "customer", "policy_name"}
+    for name, path in SUMMARY_FIELDS:
+        value = _dig(data, path)
+        w.writerow([name, _text_cell(value) if name in free_text else _cell(value)])
+    w.writerow([])
+    w.writerow(["area", "name", "online_rate"])
+    for area in data["areas"]:
+        w.writerow([area["id"], _text_cell(area.get("name")), _cell(area["online_rate"])])
+    w.writerow([])
+    w.writerow(["circuit", "online_rate"])
+    for circuit in data["circuits"]:
+        w.writerow([circuit["id"], _cell(circuit["online_rate"])])
+    w.writerow([])
+    w.writerow(["at", "item", "points", "note", "by", "evidence"])
+    for f in data["findings"]:
+        w.writerow(
+            [
+                f["at"],
+                f["item"],
+                _cell(f["points"]),
+                _text_cell(f["note"]),
+                _text_cell(f["by"]),
+                _text_cell(f["evidence"]),
+            ]
+        )
+    return out.getvalue()
+
+
+def report_csv(
+    a: Assessment, *, version: int, generated_at: datetime, names: Mapping[str, str] | None = None
+) -> str:
+    """The report as one CSV text: incidents, items, summary, areas, circuits, findings (see module doc)."""
+    return csv_from_json(report_json(a, version=version, generated_at=generated_at, names=names))
+
+
+# ---------------------------------------------------------------------- HTML
+LEVEL_NAMES: dict[int, tuple[str, str]] = {
+    1: ("Level 1", "一级"),
+    2: ("Level 2", "二级"),
+    3: ("Level 3", "三级"),
+    0: ("Fault", "故障"),
+}
+
+#: The contract's numbering of the assessment items (CONTRACT.md §4).
+ITEM_NUMBERS: dict[str, str] = {"response": "1", "recovery": "2", "online": "3"}
+
+_CSS = """
+@page { size: A4; margin: 14mm 12mm 16mm 12mm; }
+* { box-sizing: border-box; }
+body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "SimSun",
+       "Helvetica Neue", Arial, sans-serif; font-size: 10pt; color: #000; margin: 0 auto; max-width: 190mm;
+       line-height: 1.35; }
+h1 { font-size: 16pt; margin: 0 0 2mm 0; }
+h2 { font-size: 12pt; margin: 6mm 0 2mm 0; border-bottom: 1px solid #000; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #666; padding: 1mm 1.5mm; vertical-align: top; text-align: left; }
+th { background: #eee; font-weight: 600; }
+td.n, th.n { text-align: right; white-space: nowrap; }
+table.meta th { width: 32%; }
+table.incidents { font-size: 8pt; }
+table.incidents td.id { word-break: break-all; }
+.zh { color: #333; }
+.hash { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 8pt; word-break: break-all; }
+.projection { border: 2px solid #b00; padding: 2mm 3mm; margin: 3mm 0; font-weight: 600; }
+.summary { display: flex; flex-wrap: wrap; border: 2px solid #000; margin: 3mm 0; }
+.summary > div { flex: 1 1 18%; padding: 2mm 3mm; border-right: 1px solid #999; }
+.summary > div:last-child { border-right: none; }
+.summary .label { font-size: 8pt; }
+.summary .value { font-size: 14pt; font-weight: 700; white-space: nowrap; }
+.signatures { display: flex; gap: 8mm; margin-top: 8mm; page-break-inside: avoid; break-inside: avoid; }
+.party { flex: 1; border: 1px solid #000; padding: 3mm; }
+.party p { margin: 0 0 5mm 0; }
+.line { display: inline-block; min-width: 45mm; border-bottom: 1px solid #000; }
+.stamp { height: 30mm; border: 1px dashed #999; margin-bottom: 4mm; }
+.muted { color: #555; font-size: 8pt; }
+@media print {
+  body { max-width: none; }
+  thead { display: table-header-group; }
+  tr { page-break-inside: avoid; break-inside: avoid; }
+  h2 { page-break-after: avoid; break-after: avoid; }
+  .summary, .projection { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _bi(en: str, zh: str, sep: str = " ") -> str:
+    """English then Chinese, each escaped, the Chinese marked with its language."""
+    return f'{_e(en)}{sep}<span lang="zh-CN" class="zh">{_e(zh)}</span>'
+
+
+def _json_literal(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _data(value: int | float, shown: str) -> str:
+    """A number shown for people, with the JSON literal it stands for in ``value``."""
+    return f'<data value="{_e(_json_literal(value))}">{_e(shown)}</data>'
+
+
+def _show_number(value: int | float) -> str:
+    return _json_literal(value)
+
+
+def _show_count(value: int | float) -> str:
+    """Channel-seconds for people: thousands separated."""
+    return f"{value:,}"
+
+
+def _show_money(value: float) -> str:
+    return f"{Decimal(repr(value)).quantize(CENT):,.2f}"
+
+
+def _show_percent(value: float, places: int = 4) -> str:
+    return f"{value * 100:.{places}f}%"
+
+
+def _show_share(value: float) -> str:
+    pct = (Decimal(repr(value)) * 100).normalize()
+    return f"{pct:f}%"
+
+
+def _show_time(text: str | None) -> str:
+    """Local wall-clock time for people; the RFC 3339 form stays in ``<time datetime>``."""
+    if text is None:
+        return ""
+    t = datetime.fromisoformat(text)
+    shown = t.strftime("%Y-%m-%d %H:%M:%S" if t.second or t.microsecond else "%Y-%m-%d %H:%M")
+    return f'<time datetime="{_e(text)}">{_e(shown)}</time>'
+
+
+def _show_duration(seconds: int | float | None) -> str:
+    """``h:mm`` (``h:mm:ss`` when not a whole minute)."""
+    if seconds is None:
+        return ""
+    total = int(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    shown = f"{h}:{m:02d}" if s == 0 and total == seconds else f"{h}:{m:02d}:{s:02d}"
+    return f'<data value="{_e(_json_literal(seconds))}">{_e(shown)}</data>'
+
+
+def _yes_no(flag: bool) -> str:
+    return _bi("yes", "是") if flag else _bi("no", "否")
+
+
+def _row(cells: Sequence[str], numeric: Sequence[int] = (), classes: Mapping[int, str] | None = None) -> str:
+    """A table row of already-escaped cells; ``numeric`` cells align right, ``classes`` adds a class."""
+    tds = []
+    for i, c in enumerate(cells):
+        cls = " ".join(x for x in ("n" if i in numeric else "", (classes or {}).get(i, "")) if x)
+        tds.append(f'<td class="{cls}">{c}</td>' if cls else f"<td>{c}</td>")
+    return f"<tr>{''.join(tds)}</tr>"
+
+
+def _head(cells: Sequence[str], numeric: Sequence[int] = ()) -> str:
+    ths = "".join(
+        f'<th class="n" scope="col">{c}</th>' if i in numeric else f'<th scope="col">{c}</th>'
+        for i, c in enumerate(cells)
+    )
+    return f"<thead><tr>{ths}</tr></thead>"
+
+
+def _incident_html(inc: Mapping[str, Any]) -> str:
+    en, zh = LEVEL_NAMES.get(inc["level"], (f"Level {inc['level']}", f"{inc['level']}级"))
+    end = _show_time(inc["end"]) if inc["end"] is not None else _bi("open", "未恢复", "<br>")
+    if inc["excluded"]:
+        how = {"exclusion": ("third party", "第三方原因"), "maintenance": ("maintenance", "计划检修")}.get(
+            inc.get("excluded_by") or "", ("", "")
+        )
+        excluded = _bi("yes", "是") + (f"<br>({_bi(*how)})" if how[0] else "")
+    else:
+        excluded = _bi("no", "否")
+        status = inc.get("exclusion_status")
+        if status:
+            zh_status = {"requested": "已申请", "rejected": "已驳回"}.get(status, "")
+            excluded += f"<br>({_bi(status, zh_status)})"
+    d = inc["deductions"]
+    deductions = " / ".join(_data(d[k], _show_number(d[k])) for k in ("response", "recovery", "unexplained"))
+    restore = f"{_yes_no(inc['restore_met'])} (≤ {_show_duration(inc['restore_limit_s'])})"
+    return _row(
+        [
+            _e(inc["id"]),
+            _bi(en, zh, "<br>"),
+            _e(inc["scope"]),
+            _data(inc["peak_channels"], str(inc["peak_channels"])),
+            _show_time(inc["start"]),
+            _show_time(inc["ack"]) or "—",
+            end,
+            _show_duration(inc["response_s"]),
+            _show_duration(inc["recovery_s"]),
+            restore,
+            excluded,
+            deductions,
+        ],
+        numeric=(3, 7, 8, 11),
+        classes={0: "id"},
+    )
+
+
+def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
+    """The printable bilingual page of a :func:`report_json` dict."""
+    contract = data["contract"]
+    policy = data["policy"]
+    month = data["month"]
+    title_en, title_zh = "Monthly O&M assessment", "月度运维考核"
+    base_rule = (
+        _bi(
+            "tariff: sum of the monthly fees of the circuits active in the month",
+            "按资费标准:当月在用专线月费合计",
+        )
+        if data["base_rule"] == "tariff"
+        else _bi("fixed monthly amount set by the policy", "固定月度金额(按考核规则)")
+    )
+    parts: list[str] = []
+    add = parts.append
+    add("<!DOCTYPE html>")
+    add('<html lang="en">')
+    add("<head>")
+    add('<meta charset="utf-8">')
+    add('<meta name="viewport" content="width=device-width, initial-scale=1">')
+    add(
+        f"<title>{_e(title_en)} / {_e(title_zh)} {_e(month)} — "
+        f"{_e(contract['name'] or contract['id'])}</title>"
+    )
+    add(f"<style>{_CSS}</style>")
+    add("</head>")
+    add("<body>")
+    add(f"<h1>{_bi(title_en, title_zh, ' / ')} — {_e(month)}</h1>")
+
+    # header
+    add('<table class="meta"><tbody>')
+    meta: list[tuple[str, str]] = [
+        (
+            _bi("Contract", "合同"),
+            f'{_e(contract["name"])} <span class="muted">({_e(contract["id"])})</span>',
+        ),
+        (_bi("Customer (Party A)", "客户(甲方)"), _e(contract["customer"]) or "—"),
+        (_bi("Assessment month", "考核月份"), _e(month)),
+        (
+            _bi("Policy", "考核规则"),
+            f'{_e(policy["name"])}<br><span class="hash">sha256 {_e(policy["hash"])}</span>',
+        ),
+        (_bi("Time zone", "时区"), _e(policy["timezone"])),
+        (_bi("Monthly base", "月度基数"), base_rule),
+        (_bi("As of", "评估截至"), _show_time(data["as_of"])),
+        (_bi("Report version", "报告版本"), _e(data["version"])),
+        (_bi("Generated", "生成时间"), _show_time(data["generated_at"])),
+    ]
+    for label, value in meta:
+        add(f'<tr><th scope="row">{label}</th><td>{value}</td></tr>')
+    add("</tbody></table>")
+    if data["projection"]:
+        add(
+            '<p class="projection">'
+            + _bi(
+                "Projection: the month is not over at the as-of time. The figures are the points "
+                "already lost and the share that would be paid if nothing else happens.",
+                "预估:截至评估时间本月尚未结束。以下为已扣分数及在此后不再发生扣分情况下的支付比例。",
+                "<br>",
+            )
+            + "</p>"
+        )
+
+    # summary box
+    add('<section class="summary" aria-label="summary">')
+    summary = [
+        (
+            _bi("Online rate", "在线率", "<br>"),
+            _data(data["online_rate"], _show_percent(data["online_rate"])),
+        ),
+        (_bi("Score", "得分", "<br>"), _data(data["score"], _show_number(data["score"]))),
+        (_bi("Share paid", "支付比例", "<br>"), _data(data["share_paid"], _show_share(data["share_paid"]))),
+        (_bi("Base (CNY)", "基数(元)", "<br>"), _data(data["base"], _show_money(data["base"]))),
+        (_bi("Amount (CNY)", "金额(元)", "<br>"), _data(data["amount"], _show_money(data["amount"]))),
+    ]
+    for label, value in summary:
+        add(f'<div><div class="label">{label}</div><div class="value">{value}</div></div>')
+    add("</section>")
+    cs = [
+        (_bi("Channels", "点位数"), data["channels"]),
+        (_bi("Expected channel-seconds", "应在线点位秒"), data["expected_channel_seconds"]),
+        (_bi("Online", "在线"), data["online_channel_seconds"]),
+        (_bi("Offline", "离线"), data["offline_channel_seconds"]),
+        (_bi("Excluded", "不列入考核"), data["excluded_channel_seconds"]),
+        (_bi("Blind (not observed)", "未监测"), data["blind_channel_seconds"]),
+    ]
+    add('<p class="muted">' + "; ".join(f"{label}: {_data(v, _show_count(v))}" for label, v in cs) + "</p>")
+
+    # items
+    add(f"<h2>{_bi('Assessment items', '考核项目')}</h2>")
+    add("<table>")
+    add(
+        _head(
+            [_bi("Item", "项目"), _bi("Points", "分值"), _bi("Lost", "扣分"), _bi("Details", "说明")],
+            numeric=(1, 2),
+        )
+    )
+    add("<tbody>")
+    for item in data["items"]:
+        points = (
+            _data(item["points"], _show_number(item["points"]))
+            if item["points"] is not None
+            else _bi("no cap", "不封顶")
+        )
+        add(
+            _row(
+                [
+                    f"{_e(ITEM_NUMBERS.get(item['key'], item['key']))}. "
+                    f"{_bi(item['title_en'], item['title_zh'])}",
+                    points,
+                    _data(item["lost"], _show_number(item["lost"])),
+                    _e(item["details"]),
+                ],
+                numeric=(1, 2),
+            )
+        )
+    add(
+        f'<tr><th scope="row">{_bi("Score", "得分")}</th><td class="n">100</td>'
+        f'<td class="n">{_data(data["score"], _show_number(data["score"]))}</td>'
+        f"<td>{_bi('score = 100 − points lost (never below 0)', '得分 = 100 − 扣分(不低于0)')}</td></tr>"
+    )
+    add("</tbody></table>")
+
+    # incidents
+    add(f"<h2>{_bi('Incidents', '事件')} ({len(data['incidents'])})</h2>")
+    if data["incidents"]:
+        add('<table class="incidents">')
+        add(
+            _head(
+                [
+                    _bi("Incident", "事件编号"),
+                    _bi("Level", "级别"),
+                    _bi("Scope", "范围"),
+                    _bi("Peak", "最多掉线路数"),
+                    _bi("Start", "开始"),
+                    _bi("Ack", "响应确认"),
+                    _bi("End", "恢复"),
+                    _bi("Response", "响应时长"),
+                    _bi("Recovery", "恢复时长"),
+                    _bi("Restored in time", "限时恢复"),
+                    _bi("Excluded", "不列入考核"),
+                    _bi("Deductions resp./rec./unexpl.", "扣分 响应/恢复/未说明"),
+                ],
+                numeric=(3, 7, 8, 11),
+            )
+        )
+        add("<tbody>")
+        for inc in data["incidents"]:
+            add(_incident_html(inc))
+        add("</tbody></table>")
+        add(
+            '<p class="muted">'
+            + _bi(
+                "Response and recovery run from the clock start (the start, or the end of planned work), "
+                "in h:mm; open incidents are measured to the as-of time.",
+                "响应、恢复时长自计时起点(事件开始或计划检修结束)起算,格式 时:分;"
+                "未恢复事件计至评估截至时间。",
+            )
+            + "</p>"
+        )
+    else:
+        add(f"<p>{_bi('No incident started in the month.', '本月无事件。')}</p>")
+
+    # areas
+    add(f"<h2>{_bi('Online rate by area', '各乡镇在线率')}</h2>")
+    add("<table>")
+    add(_head([_bi("Area", "区域"), _bi("Online rate", "在线率")], numeric=(1,)))
+    add("<tbody>")
+    for area in data["areas"]:
+        label = _e(area["id"]) + (f" {_e(area['name'])}" if area.get("name") else "")
+        add(_row([label, _data(area["online_rate"], _show_percent(area["online_rate"]))], numeric=(1,)))
+    add("</tbody></table>")
+
+    # claim rule, findings
+    add(f"<h2>{_bi(f'Daily {claim_hour}:00 claim rule', f'每日{claim_hour}:00领取规定')}</h2>")
+    add(
+        "<p>"
+        + _bi("Breaches", "违规次数")
+        + f": <strong>{_data(data['claim_breaches'], str(data['claim_breaches']))}</strong> "
+        + _bi("(counted under item 4e)", "(计入巡检项 4e)")
+        + "</p>"
+    )
+    add(f"<h2>{_bi('Findings', '检查发现')} ({len(data['findings'])})</h2>")
+    if data["findings"]:
+        add("<table>")
+        add(
+            _head(
+                [
+                    _bi("Time", "时间"),
+                    _bi("Item", "项目"),
+                    _bi("Points", "扣分"),
+                    _bi("Note", "说明"),
+                    _bi("By", "记录人"),
+                    _bi("Evidence", "证据"),
+                ],
+                numeric=(2,),
+            )
+        )
+        add("<tbody>")
+        for f in data["findings"]:
+            add(
+                _row(
+                    [
+                        _show_time(f["at"]),
+                        _e(f["item"]),
+                        _data(f["points"], _show_number(f["points"])),
+                        _e(f["note"]),
+                        _e(f["by"] or ""),
+                        _e(f["evidence"] or ""),
+                    ],
+                    numeric=(2,),
+                )
+            )
+        add("</tbody></table>")
+    else:
+        add(f"<p>{_bi('No findings entered for the month.', '本月无检查发现记录。')}</p>")
+
+    # signatures
+    add(f"<h2>{_bi('Confirmation', '双方确认')}</h2>")
+    add('<div class="signatures">')
+    for party_en, party_zh, name in (
+        ("Party A (customer)", "甲方(客户)", contract["customer"]),
+        ("Party B (operator)", "乙方(运维方)", ""),
+    ):
+        add('<div class="party">')
+        add(f"<h3>{_bi(party_en, party_zh)}</h3>")
+        add(f'<p>{_bi("Name", "单位名称")}: <span class="line">{_e(name)}</span></p>')
+        add(f'<p>{_bi("Representative signature", "代表签字")}: <span class="line"></span></p>')
+        add(f'<p>{_bi("Stamp", "盖章")}:</p><div class="stamp"></div>')
+        add(f'<p>{_bi("Date", "日期")}: <span class="line"></span></p>')
+        add("</div>")
+    add("</div>")
+    add(
+        '<p class="muted">'
+        + _bi(
+            f"Report version {data['version']} of {month} under policy {policy['name']}; "
+            "the JSON and CSV forms of this version carry the same figures.",
+            f"本报告为 {month} 第 {data['version']} 版,考核规则 {policy['name']};"
+            "同版本的 JSON、CSV 数据与本页一致。",
+        )
+        + "</p>"
+    )
+    add("</body>")
+    add("</html>")
+    return "\n".join(parts) + "\n"
+
+
+def report_html(
+    a: Assessment, *, version: int, generated_at: datetime, names: Mapping[str, str] | None = None
+) -> str:
+    """The report as a printable bilingual (English / Chinese) A4 HTML page with signature blocks."""
+    data = report_json(a, version=version, generated_at=generated_at, names=names)
+    return html_from_json(data, claim_hour=a.policy.claim_hour)
+
+
+def render(
+    a: Assessment,
+    fmt: Format,
+    *,
+    version: int,
+    generated_at: datetime,
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """The report in ``fmt``: ``json`` (indented, UTF-8 text), ``csv`` or ``html``."""
+    if fmt == "json":
+        data = report_json(a, version=version, generated_at=generated_at, names=names)
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return report_csv(a, version=version, generated_at=generated_at, names=names)
+    if fmt == "html":
+        return report_html(a, version=version, generated_at=generated_at, names=names)
+    raise ValueError(f"unknown report format {fmt!r} (json, csv or html)")

@@ -1,0 +1,231 @@
+"""The service: the one place that joins storage, the engine and the assessment.
+
+Both shells (the ``slawatch`` CLI and the REST API) call these methods; each ``await`` sits between pure
+steps: load (I/O), decide (engine, pure), store (I/O).
+
+Events are the source of truth. Ingesting validates a whole batch against the inventory first (nothing is
+stored when one event is bad), turns ``poll`` events into confirmed ``state`` events (polls themselves are
+not stored: only state changes, SPEC §2, with the confirmation runs kept so a split replay equals one), stores
+the new events (deduplicated by their deterministic id), writes the audit log for the accounting events, and
+rebuilds each contract's incident projection by replaying the stored stream through the same
+:class:`~monitor.engine.Engine` that reports use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.assessment import Assessment, Month, assess
+from monitor.confirmation import ConfirmationSettings, Confirmer
+from monitor.contracts import Contract, contract_from_mapping, default_contract, select_contract, validate_contracts
+from monitor.engine import Engine, History
+from monitor.errors import EventError
+from monitor.events import (
+    BaseEvent,
+    Event,
+    ExclusionEvent,
+    FindingEvent,
+    MaintenanceEvent,
+    NodeState,
+    PollEvent,
+    StateEvent,
+    TargetedEvent,
+)
+from monitor.inventory import Inventory
+from monitor.inventory_io import InventoryDiff
+from monitor.policy import DEFAULT_POLICY, Policy
+from monitor.report import render, report_json
+from monitor.storage.database import Database
+
+log = logging.getLogger("slawatch.service")
+
+ACCOUNTING_TYPES = ("ack", "onsite", "explanation", "exclusion", "maintenance", "finding")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    received: int
+    stored: int
+    duplicates: int
+    confirmed: int  # state changes confirmed from polls
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "confirmed": self.confirmed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedReport:
+    assessment: Assessment
+    version: int
+    generated_at: datetime
+    body: dict[str, Any]
+
+    def render(self, fmt: str) -> str:
+        return render(self.assessment, fmt, version=self.version, generated_at=self.generated_at)  # type: ignore[arg-type]
+
+
+def check_events(located: Sequence[tuple[str, Event]], inventory: Inventory) -> None:
+    """Every node an event names must be in the inventory; errors name where and the field."""
+    for where, event in located:
+        for fname in ("node", "scope"):
+            node = getattr(event, fname, None)
+            if node is not None and node not in inventory:
+                raise EventError(f"node {node!r} is not in the inventory", where=where, field=fname)
+
+
+class Service:
+    """slawatch's operations over one database. ``clock`` returns the current UTC time (injected)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        default_policy: Policy = DEFAULT_POLICY,
+        confirmation: ConfirmationSettings | None = None,
+        clock: Any = None,
+    ) -> None:
+        self.db = db
+        self.repo = db.repository()
+        self.default_policy = default_policy
+        self.confirmation = confirmation or ConfirmationSettings()
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # ------------------------------------------------------------------ inventory and contracts
+    async def inventory(self) -> Inventory:
+        return await self.repo.load_inventory()
+
+    async def import_inventory(self, inventory: Inventory, contracts: Sequence[Contract] = ()) -> InventoryDiff:
+        """Write a validated inventory (and its contracts) in place; report what changed."""
+        if contracts:
+            validate_contracts(contracts, inventory)
+        diff = await self.repo.save_inventory(inventory)
+        if contracts:
+            await self.repo.save_contracts([c.to_json() for c in contracts])
+        await self.rebuild()
+        return diff
+
+    async def save_contracts(self, contracts: Sequence[Contract]) -> None:
+        inventory = await self.inventory()
+        validate_contracts(contracts, inventory)
+        await self.repo.save_contracts([c.to_json() for c in contracts])
+        await self.rebuild()
+
+    async def contracts(self) -> list[Contract]:
+        rows = await self.repo.load_contracts()
+        if not rows:
+            return [default_contract(self.default_policy)]
+        return [contract_from_mapping(r, f"contract {r.get('id')}") for r in rows]
+
+    async def contract(self, contract_id: str | None) -> Contract:
+        return select_contract(await self.contracts(), contract_id)
+
+    async def event_timezone(self) -> tzinfo | None:
+        """The zone for times without an offset: the contracts' one zone, or None when they differ."""
+        zones = {c.policy.timezone for c in await self.contracts()}
+        return ZoneInfo(zones.pop()) if len(zones) == 1 else None
+
+    # ------------------------------------------------------------------ events
+    async def ingest(self, located: Sequence[tuple[str, Event]], source: str, actor: str = "admin") -> IngestResult:
+        """Validate, confirm, store and project a batch of events (all or nothing)."""
+        inventory = await self.inventory()
+        check_events(located, inventory)
+        stored_events = await self.repo.load_events()
+        node_state: dict[str, NodeState] = {}
+        for e in stored_events:
+            if isinstance(e, StateEvent):
+                node_state[e.node] = e.state
+        confirmer = Confirmer(self.confirmation)
+        confirmer.restore(await self.repo.load_poll_runs())
+        to_store: list[Event] = []
+        confirmed = 0
+        for _where, event in located:
+            if isinstance(event, PollEvent):
+                change = confirmer.observe(event, node_state.get(event.node, NodeState.UP))
+                if change is None:
+                    continue
+                confirmed += 1
+                event = change
+            if isinstance(event, StateEvent):
+                node_state[event.node] = event.state
+            to_store.append(event)
+        inserted = await self.repo.append_events(to_store, source)
+        await self.repo.save_poll_runs(confirmer.runs)
+        for event in inserted:
+            if event.type in ACCOUNTING_TYPES:
+                await self.repo.append_audit(
+                    actor=actor, action=event.type, subject=_subject(event), detail=event.to_json()
+                )
+        if inserted:
+            await self.rebuild()
+        log.info(
+            "ingested",
+            extra={"source": source, "received": len(located), "stored": len(inserted), "confirmed": confirmed},
+        )
+        return IngestResult(len(located), len(inserted), len(to_store) - len(inserted), confirmed)
+
+    # ------------------------------------------------------------------ projections and reports
+    async def history(self, contract: Contract, as_of: datetime, inventory: Inventory | None = None) -> History:
+        inventory = inventory or await self.inventory()
+        events = await self.repo.load_events(until_known=as_of)
+        engine = Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
+        engine.replay(events)
+        return engine.snapshot(as_of)
+
+    async def rebuild(self) -> None:
+        """Rebuild every contract's incident projection from the stored events."""
+        inventory = await self.inventory()
+        now = self.clock()
+        events = await self.repo.load_events()
+        as_of = max(now, events[-1].known) if events else now
+        for contract in await self.contracts():
+            engine = Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
+            engine.replay(events)
+            history = engine.snapshot(as_of)
+            await self.repo.replace_incidents(
+                contract.id,
+                list(history.incidents),
+                lambda p: (inventory.channels[p].label, inventory.channels[p].node),
+            )
+
+    async def report(
+        self, month: str, *, as_of: datetime | None = None, contract_id: str | None = None, save: bool = True
+    ) -> IssuedReport:
+        """Assess a month as of a time (default now) and keep the issue as a new version."""
+        contract = await self.contract(contract_id)
+        inventory = await self.inventory()
+        m = Month.parse(month, contract.policy)
+        as_of = as_of or self.clock()
+        history = await self.history(contract, as_of, inventory)
+        assessment = assess(inventory, contract, history, m)
+        generated_at = self.clock()
+        version = 0
+        body = report_json(assessment, version=version, generated_at=generated_at)
+        if save:
+            version = await self.repo.save_report(
+                contract.id, m.key, as_of, generated_at, contract.policy.hash, body
+            )
+            body["version"] = version
+        return IssuedReport(assessment, version, generated_at, body)
+
+
+def _subject(event: BaseEvent) -> str:
+    if isinstance(event, TargetedEvent):
+        return event.incident or event.node or ""
+    if isinstance(event, MaintenanceEvent):
+        return event.scope
+    if isinstance(event, FindingEvent):
+        return f"item {event.item}"
+    if isinstance(event, ExclusionEvent):
+        return json.dumps(event.to_json())
+    return ""
