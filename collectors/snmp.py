@@ -48,7 +48,9 @@ Design
   library exceptions are not chained (``from None``).
 * **Caveats.** pysnmp's v3arch slows down when many NEW targets are first contacted one by one (a table is
   rebuilt each time one is added): call :meth:`SnmpPoller.prepare` with all nodes at start-up to register
-  every target at once. ``sysUpTime`` is the agent's uptime: restarting the agent alone reads as a reboot.
+  every target at once (measured here, 1,000 loopback agents: first polling round 13 s without it; with
+  it 2.2 s of ``prepare()`` and then 1.3 s; later rounds 1.1-1.3 s either way). ``sysUpTime`` is the
+  agent's uptime: restarting the agent alone reads as a reboot.
   pysnmp caches each v3 agent's engine ID for 300 s: a CPE swapped for one with a new engine ID times out
   until then (a reboot keeps the engine ID and is handled at once).
 

@@ -3,7 +3,8 @@
 Three ways in:
 
 * programmatically (:meth:`monitor.storage.database.Database.upgrade`): the caller passes a synchronous
-  connection (from ``AsyncConnection.run_sync``) in ``config.attributes["connection"]``; logging is left alone;
+  connection (from ``AsyncConnection.run_sync``) in ``config.attributes["connection"]``; logging is left
+  alone;
 * from the ``alembic`` command: the URL comes from ``-x url=...``, else ``SLAWATCH_DATABASE_URL``, else
   ``sqlalchemy.url`` in ``alembic.ini``; an async engine is created and the migrations run inside
   ``run_sync``;

@@ -349,12 +349,12 @@ def claim_breaches(
                 maint_cache[node] = maintenance_spans(inventory, node, history.maintenance)
             if any(a <= t < b for a, b in maint_cache[node]):
                 continue
-            inc = next((i for a, b, i in spans_of[pos] if a <= t and (b is None or t < b)), None)
-            if inc is None or inc.id in excluded_incidents:
+            held = next((i for a, b, i in spans_of[pos] if a <= t and (b is None or t < b)), None)
+            if held is None or held.id in excluded_incidents:
                 continue
-            if inc.ack is not None and inc.ack <= t:
+            if held.ack is not None and held.ack <= t:
                 continue
-            out.append(ClaimBreach(t, inventory.channels[pos].label, inc.id))
+            out.append(ClaimBreach(t, inventory.channels[pos].label, held.id))
     out.sort(key=lambda b: (b.at, b.channel))
     return out
 

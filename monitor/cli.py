@@ -278,6 +278,90 @@ def token_create(
     typer.echo(secret)
 
 
+# ---------------------------------------------------------------------- sample month, demo, serve
+@app.command("sample-events")
+def sample_events(
+    month: Annotated[str, typer.Argument(help="YYYY-MM (Asia/Shanghai)")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+) -> None:
+    """Write a realistic month of events (JSON Lines) for the sample network, for replay and benchmarks."""
+    import json
+
+    from monitor.assessment import Month
+    from monitor.policy import DEFAULT_POLICY
+    from monitor.sample import sample_inventory
+    from monitor.sample_events import month_events
+
+    try:
+        m = Month.parse(month, DEFAULT_POLICY)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    days = round((m.end - m.start).total_seconds() / 86400)
+    events = month_events(sample_inventory(), m.start, days=days, seed=seed)
+    _write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), output)
+
+
+@app.command()
+def demo(
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="start the API afterwards")] = True,
+) -> None:
+    """The newcomer's tour: the sample network, last month replayed, its report, then the API on 127.0.0.1.
+
+    Uses SQLite under SLAWATCH_DATA_DIR (default ./data). Safe to run again: identical events are one event.
+    """
+    from monitor.assessment import Month
+    from monitor.events import parse_event
+    from monitor.policy import DEFAULT_POLICY
+    from monitor.sample import sample_inventory
+    from monitor.sample_events import month_events
+
+    now = datetime.now(UTC)
+    local = now.astimezone(DEFAULT_POLICY.zone)
+    prev = f"{local.year - (local.month == 1):04d}-{(local.month - 2) % 12 + 1:02d}"
+    m = Month.parse(prev, DEFAULT_POLICY)
+
+    async def main(service: Any) -> tuple[Any, str]:
+        inventory = sample_inventory()
+        diff = await service.import_inventory(inventory)
+        typer.echo(f"inventory: sample network, {len(inventory.channels)} channels ({diff.summary()})")
+        days = round((m.end - m.start).total_seconds() / 86400)
+        raw = month_events(inventory, m.start, days=days)
+        located = [(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)]
+        result = await service.ingest(located, source="demo")
+        typer.echo(f"events: {prev} replayed, {result.received} events, {result.stored} new")
+        issued = await service.report(prev)
+        token = await service.repo.create_token(f"demo-{now:%Y%m%d%H%M%S}", "admin")
+        return issued, token
+
+    issued, token = _run(main)
+    a = issued.assessment
+    levels = {lvl: sum(1 for i in a.incidents if i.incident.level == lvl) for lvl in (1, 2, 3, 0)}
+    typer.echo(
+        f"report {prev} v{issued.version}: online rate {float(a.seconds.rate):.4%}, incidents L1 {levels[1]}, "
+        f"L2 {levels[2]}, L3 {levels[3]}, faults {levels[0]}; score {a.score}, share paid {a.share_paid:.0%}, "
+        f"amount {a.amount} of {a.base} CNY"
+    )
+    settings = Settings()
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    typer.echo(f"admin token: {token}")
+    typer.echo(f"try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/reports/monthly/{prev}?format=csv")
+    if serve_api:
+        serve()
+
+
+@app.command()
+def serve() -> None:
+    """Run the REST API (SLAWATCH_API_HOST, SLAWATCH_API_PORT; default 127.0.0.1:8080)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+
+
 def main() -> None:
     app()
 

@@ -52,7 +52,7 @@ class Confirmer:
         run = self.runs.get(poll.node)
         if run is not None and poll.at <= run.last_poll:
             return None  # a duplicate or a stale poll
-        if run is None or run.ok != poll.ok:
+        if run is None or run.ok != poll.ok or run.count == 0:
             run = PollRun(poll.ok, 1, poll.at, poll.at)
         else:
             run = PollRun(run.ok, run.count + 1, run.since, poll.at)
@@ -62,6 +62,12 @@ class Confirmer:
         if current is not target and run.count >= needed:
             return StateEvent(at=run.since, node=poll.node, state=target, known_at=poll.at)
         return None
+
+    def interrupt(self, node: str) -> None:
+        """The node went unknown (not observed): the next poll starts a new run; stale polls stay ignored."""
+        run = self.runs.get(node)
+        if run is not None:
+            self.runs[node] = PollRun(run.ok, 0, run.since, run.last_poll)
 
     def restore(self, runs: dict[str, PollRun]) -> None:
         self.runs = dict(runs)

@@ -166,6 +166,8 @@ class Engine:
                     continue
                 self.derived.append(confirmed)
                 event = confirmed
+            elif isinstance(event, StateEvent) and event.state is NodeState.UNKNOWN:
+                self.confirmer.interrupt(event.node)  # unknown needs fresh runs (SPEC §2)
             if isinstance(event, StateEvent):
                 changes.pop(event.node, None)  # the later event of the stream stands
                 changes[event.node] = (event.state, event.at)
@@ -200,10 +202,9 @@ class Engine:
         touched: dict[str, Incident] = {}
         for pos in sorted(affected):
             node_id = inv.channels[pos].node
-            node = inv[node_id]
             old = self.state[pos]
             decisive: str | None = None
-            if not node.active_at(t):
+            if not inv[node_id].active_at(t):
                 new = ChannelState.INACTIVE
             else:
                 new = ChannelState.ONLINE

@@ -311,12 +311,12 @@ def _convert(kind: str, value: object, key: str, tz: tzinfo | None) -> object:
             raise EventError(f"expected a number, got {value!r}", field=key) from None
     if kind == "state":
         try:
-            return NodeState(value)
+            return NodeState(str(value))
         except ValueError:
             raise EventError(f"expected 'down', 'up' or 'unknown', got {value!r}", field=key) from None
     if kind == "status":
         try:
-            return ExclusionStatus(value)
+            return ExclusionStatus(str(value))
         except ValueError:
             raise EventError(
                 f"expected 'requested', 'approved' or 'rejected', got {value!r}", field=key
@@ -348,7 +348,7 @@ def parse_event(obj: object, tz: tzinfo | None = UTC, where: str | None = None) 
             kwargs["at"] = kwargs["start"]
         cls = EVENT_TYPES[etype]
         try:
-            return cls(**kwargs)  # type: ignore[return-value]
+            return cls(**kwargs)  # type: ignore[return-value,arg-type]
         except (TypeError, ValueError) as exc:
             raise EventError(str(exc)) from None
     except EventError as exc:

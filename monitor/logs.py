@@ -32,3 +32,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every migration step at INFO; its news is in `slawatch db upgrade`'s own output.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

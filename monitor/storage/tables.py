@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -120,7 +120,7 @@ SeqType = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         Decimal: ExactDecimal(),
         dict[str, Any]: JSON(none_as_null=True),
@@ -153,7 +153,7 @@ class EventRow(Base):
 
 
 class PollRunRow(Base):
-    """The confirmer's current run of like poll results for one node (:class:`monitor.confirmation.PollRun`)."""
+    """The confirmer's current run of like poll results of a node (:class:`monitor.confirmation.PollRun`)."""
 
     __tablename__ = "poll_runs"
     __table_args__ = (CheckConstraint("count >= 1", name="count_positive"),)

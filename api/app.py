@@ -1,0 +1,62 @@
+"""The REST API application: ``create_app()`` builds it; nothing is created at import time.
+
+Run with ``uvicorn --factory api.app:create_app``. Without an injected :class:`Service` the lifespan builds
+the database (connect and upgrade) and the service from :class:`Settings`, as the CLI does, and closes them
+on shutdown; an injected service belongs to the caller and is left open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from api.deps import authenticate
+from api.errors import install_error_handlers
+from api.routers import events, health, incidents, reports
+from monitor.confirmation import ConfirmationSettings
+from monitor.policy import DEFAULT_POLICY, load_policy
+from monitor.service import Service
+from monitor.settings import Settings
+from monitor.storage.database import Database
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
+    """The application over ``service``, or over a database and service built from ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service is not None:
+            app.state.service = service
+            yield
+            return
+        conf = settings or Settings()
+        conf.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(conf.resolved_database_url())
+        try:
+            await db.connect()
+            await db.upgrade()
+            policy = load_policy(conf.policy_file) if conf.policy_file else DEFAULT_POLICY
+            app.state.service = Service(
+                db, default_policy=policy, confirmation=ConfirmationSettings(conf.down_after, conf.up_after)
+            )
+            yield
+        finally:
+            app.state.service = None
+            await db.close()
+
+    app = FastAPI(
+        title="slawatch",
+        summary="SLA monitor for leased data circuits",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    authenticated = [Depends(authenticate)]
+    for router in (events.router, reports.router, incidents.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
+    return app

@@ -1,0 +1,146 @@
+"""Posting events: a batch is parsed and checked whole (syntax, roles, inventory) before anything is stored.
+
+The body is JSON Lines (``application/x-ndjson``, ``text/plain``), a JSON array of events or one JSON object.
+Which events a role may send (admin may send all):
+
+    state, poll                                      collector
+    ack, onsite, explanation, exclusion requested    operator
+    exclusion approved/rejected, maintenance, finding assessor
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, tzinfo
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from api.deps import ADMIN, Caller, PathContract, ServiceDep, require
+from api.errors import ApiError
+from monitor.errors import EventError
+from monitor.events import Event, ExclusionEvent, ExclusionStatus, format_time, parse_event
+from monitor.service import Service
+
+router = APIRouter(tags=["events"])
+
+COLLECTOR = frozenset({"collector"})
+OPERATOR = frozenset({"operator"})
+ASSESSOR = frozenset({"assessor"})
+
+EVENT_ROLES: dict[str, frozenset[str]] = {
+    "state": COLLECTOR,
+    "poll": COLLECTOR,
+    "ack": OPERATOR,
+    "onsite": OPERATOR,
+    "explanation": OPERATOR,
+    "exclusion": ASSESSOR,  # a decision; a request is the operator's (below)
+    "maintenance": ASSESSOR,
+    "finding": ASSESSOR,
+}
+
+# Anyone who may send some event type reaches the parser; a viewer is refused up front.
+Poster = Annotated[Caller, Depends(require("collector", "operator", "assessor"))]
+
+_LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/")
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "JSON Lines, a JSON array of events, or one event object",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}
+            },
+        },
+    }
+}
+
+
+def roles_for(event: Event) -> frozenset[str]:
+    """The roles (besides admin) that may send this event."""
+    if isinstance(event, ExclusionEvent) and event.status is ExclusionStatus.REQUESTED:
+        return OPERATOR
+    return EVENT_ROLES[event.type]
+
+
+def _objects(body: bytes, content_type: str) -> Iterator[tuple[str, object]]:
+    """``(where, decoded object)`` for each event of the body."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EventError("the body is not UTF-8 text", where="request body") from None
+    media = content_type.split(";")[0].strip().lower()
+    if not media.startswith(_LINES_TYPES):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if media == "application/json":
+                raise EventError(f"not JSON ({exc.msg})", where=f"request line {exc.lineno}") from None
+        else:
+            if isinstance(whole, list):
+                for n, obj in enumerate(whole, start=1):
+                    yield f"request item {n}", obj
+                return
+            yield "request line 1", whole
+            return
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EventError(f"not JSON ({exc.msg})", where=f"request line {n}") from None
+        yield f"request line {n}", obj
+
+
+async def _ingest(
+    request: Request, service: Service, caller: Caller, tz: tzinfo | None
+) -> dict[str, int]:
+    located: list[tuple[str, Event]] = []
+    previous: datetime | None = None
+    for where, obj in _objects(await request.body(), request.headers.get("content-type", "")):
+        event = parse_event(obj, tz, where)
+        if not caller.may(roles_for(event)):
+            kind = event.type
+            if isinstance(event, ExclusionEvent):
+                kind = f"exclusion {event.status.value}"
+            allowed = ", ".join(sorted(roles_for(event) | {ADMIN}))
+            raise ApiError(
+                403,
+                f"role {caller.role!r} may not send {kind} events (needs one of: {allowed}); nothing stored",
+                where=where,
+                field="type",
+            )
+        if previous is not None and event.known < previous:
+            raise EventError(
+                f"events must be in time order: {format_time(event.known)} is before the previous event's "
+                f"{format_time(previous)}",
+                where=where,
+                field="at",
+            )
+        previous = event.known
+        located.append((where, event))
+    if not located:
+        raise EventError("the body holds no events", where="request body")
+    result = await service.ingest(located, source=f"api:{caller.name}", actor=caller.name)
+    return result.to_json()
+
+
+@router.post("/events", summary="Post events (JSON Lines, array or object)", openapi_extra=_BODY_DOC)
+async def post_events(request: Request, service: ServiceDep, caller: Poster) -> dict[str, int]:
+    """Times without an offset are read in the contracts' time zone (an error when contracts differ)."""
+    return await _ingest(request, service, caller, await service.event_timezone())
+
+
+@router.post(
+    "/contracts/{contract_id}/events",
+    summary="Post events, reading times without an offset in the contract's zone",
+    openapi_extra=_BODY_DOC,
+)
+async def post_contract_events(
+    request: Request, service: ServiceDep, caller: Poster, contract: PathContract
+) -> dict[str, int]:
+    return await _ingest(request, service, caller, contract.policy.zone)

@@ -1,0 +1,759 @@
+"""Everything slawatch stores, behind one typed :class:`Repository` (get it from ``Database.repository()``).
+
+Each method is one transaction: it either happens whole or not at all, and any error from the database or
+its driver comes out as :class:`~monitor.errors.StorageError` (arguments of the wrong shape raise
+:class:`ValueError` before anything is written).
+
+* **Events** are the source of truth. :meth:`Repository.append_events` stores only events whose id is new
+  (the same event twice is one row) and returns those it stored; :meth:`Repository.load_events` gives them
+  back in processing order, ``(known, seq)``. The repository does not judge which events to store (the
+  service keeps the confirmed ``state`` events, not raw polls).
+* **Poll runs**, the **inventory** and the **contracts** are current state, rewritten whole.
+  Nodes referenced by stored events may be removed from the inventory: events name nodes by id only.
+* **Incidents** are a projection the engine rebuilds from the events, replaced per contract.
+* **Reports** keep every issue as a version; the **audit log** and **evidence** files are append-only.
+* **Tokens**: only the sha256 of a secret is stored; the secret is returned once by
+  :meth:`Repository.create_token`.
+
+All times go in and come out timezone-aware (UTC on the way out); a naive datetime is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from monitor.confirmation import PollRun
+from monitor.errors import EventError, InventoryError, StorageError
+from monitor.events import Event, MaintenanceEvent, parse_event
+from monitor.incidents import IncidentView
+from monitor.inventory import Inventory, Node, NodeKind, SnmpSettings
+from monitor.inventory_io import InventoryDiff, diff_inventories
+from monitor.storage.database import WRITE_OPTION, translate_errors
+from monitor.storage.tables import (
+    AuditRow,
+    ContractRow,
+    EventRow,
+    EvidenceRow,
+    IncidentMemberRow,
+    IncidentRow,
+    IncidentTimelineRow,
+    NodeRow,
+    PollRunRow,
+    ReportRow,
+    TokenRow,
+)
+
+__all__ = ["CONTRACT_KEYS", "AuditEntry", "EvidenceFile", "Repository", "StoredReport", "TokenInfo"]
+
+_events = cast(Table, EventRow.__table__)
+_poll_runs = cast(Table, PollRunRow.__table__)
+_nodes = cast(Table, NodeRow.__table__)
+_contracts = cast(Table, ContractRow.__table__)
+_incidents = cast(Table, IncidentRow.__table__)
+_members = cast(Table, IncidentMemberRow.__table__)
+_timeline = cast(Table, IncidentTimelineRow.__table__)
+_reports = cast(Table, ReportRow.__table__)
+_tokens = cast(Table, TokenRow.__table__)
+_audit = cast(Table, AuditRow.__table__)
+_evidence = cast(Table, EvidenceRow.__table__)
+
+#: Rows per multi-row statement (stays well below SQLite's and asyncpg's bound-parameter limits).
+_CHUNK = 500
+_MONTH_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+_REPORT_RETRIES = 5
+
+#: The keys a stored contract has; ``id`` is required, the others default as in :meth:`save_contracts`.
+CONTRACT_KEYS = ("id", "name", "customer", "timezone", "base", "scopes", "policy")
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} {value.isoformat()} has no time zone")
+    return value.astimezone(UTC)
+
+
+# ------------------------------------------------------------------------------------- value records
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """One issue of a monthly report."""
+
+    contract_id: str
+    month: str
+    version: int
+    as_of: datetime
+    generated_at: datetime
+    policy_hash: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An API token without its secret (which is not stored)."""
+
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit log entry: who (``actor``) did what (``action``) to what (``subject``), when."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str | None
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    """An uploaded evidence file; ``id`` is the sha256 (hex) of ``content``."""
+
+    id: str
+    filename: str
+    media_type: str
+    size: int
+    content: bytes = dataclasses.field(repr=False)
+    uploaded_at: datetime
+    uploaded_by: str
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _event_node(event: Event) -> str | None:
+    if isinstance(event, MaintenanceEvent):
+        return event.scope
+    return cast(str | None, getattr(event, "node", None))
+
+
+def _node_row(node: Node, position: int) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "position": position,
+        "kind": node.kind.value,
+        "parent": node.parent,
+        "name": node.name,
+        "address": node.address,
+        "channels": node.channels,
+        "bandwidth_mbps": node.bandwidth_mbps,
+        "monthly_fee": node.monthly_fee,
+        "in_county": node.in_county,
+        "commissioned": node.commissioned,
+        "decommissioned": node.decommissioned,
+        "snmp": dataclasses.asdict(node.snmp) if node.snmp is not None else None,
+    }
+
+
+def _node_from_row(row: Any) -> Node:
+    snmp = SnmpSettings(**row.snmp) if row.snmp is not None else None
+    return Node(
+        id=row.id,
+        kind=NodeKind(row.kind),
+        parent=row.parent,
+        name=row.name,
+        address=row.address,
+        channels=row.channels,
+        bandwidth_mbps=row.bandwidth_mbps,
+        monthly_fee=row.monthly_fee,
+        in_county=row.in_county,
+        commissioned=row.commissioned,
+        decommissioned=row.decommissioned,
+        snmp=snmp,
+    )
+
+
+def _contract_row(contract: Mapping[str, Any], position: int) -> dict[str, Any]:
+    unknown = sorted(set(contract) - set(CONTRACT_KEYS))
+    if unknown:
+        raise ValueError(f"contract has keys the store does not keep: {', '.join(unknown)}")
+    cid = contract.get("id")
+    if not isinstance(cid, str) or not cid:
+        raise ValueError(f"contract id {cid!r} is not a non-empty string")
+    base = contract.get("base")
+    if base is not None and not isinstance(base, str):
+        if isinstance(base, bool) or not isinstance(base, int | Decimal):
+            raise ValueError(f"contract {cid!r}: base {base!r} is not text, an integer or a Decimal")
+        base = str(base)
+    scopes = list(contract.get("scopes") or [])
+    if not all(isinstance(s, str) for s in scopes):
+        raise ValueError(f"contract {cid!r}: scopes must be node ids")
+    policy = contract.get("policy") or {}
+    if not isinstance(policy, Mapping):
+        raise ValueError(f"contract {cid!r}: policy must be a mapping")
+    return {
+        "id": cid,
+        "position": position,
+        "name": str(contract.get("name") or ""),
+        "customer": str(contract.get("customer") or ""),
+        "timezone": str(contract.get("timezone") or "Asia/Shanghai"),
+        "base": base,
+        "scopes": scopes,
+        "policy": dict(policy),
+    }
+
+
+def _token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Repository:
+    """Typed access to the slawatch tables of one database (see the module docstring).
+
+    ``clock`` gives "now" (UTC) for ``recorded_at``, ``created_at`` and the like; tests may replace it.
+    """
+
+    def __init__(self, engine: AsyncEngine, url: str, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._engine = engine
+        self._url = url
+        self._dialect = engine.dialect.name
+        self._clock = clock
+
+    # --------------------------------------------------------------------------------- plumbing
+
+    @asynccontextmanager
+    async def _write(self, action: str) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); errors become StorageError."""
+        with translate_errors(action, self._url):
+            async with self._engine.connect() as conn:
+                await conn.execution_options(**{WRITE_OPTION: True})
+                async with conn.begin():
+                    yield conn
+
+    @asynccontextmanager
+    async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
+        """One read-only transaction; errors become StorageError."""
+        with translate_errors(action, self._url):
+            async with self._engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _insert(self, table: Table) -> Any:
+        """The dialect's INSERT (it has ``on_conflict_do_nothing`` / ``on_conflict_do_update``)."""
+        return pg_insert(table) if self._dialect == "postgresql" else sqlite_insert(table)
+
+    def _now(self) -> datetime:
+        return _aware(self._clock(), "clock")
+
+    # ----------------------------------------------------------------------------------- events
+
+    async def append_events(self, events: Iterable[Event], source: str) -> list[Event]:
+        """Store the events whose id is not stored yet, in the given order; return those, in that order.
+
+        ``source`` says where they came from (``replay:file.jsonl:12``, ``api:token-name``, ``collector``).
+        """
+        unique: dict[str, Event] = {}
+        for ev in events:
+            unique.setdefault(ev.id, ev)
+        if not unique:
+            return []
+        now = self._now()
+        rows = [
+            {
+                "id": eid,
+                "known": ev.known,
+                "at": ev.at,
+                "type": ev.type,
+                "node": _event_node(ev),
+                "payload": ev.to_json(),
+                "source": source,
+                "recorded_at": now,
+            }
+            for eid, ev in unique.items()
+        ]
+        inserted: set[str] = set()
+        async with self._write("append events") as conn:
+            for chunk in _chunks(rows):
+                stmt = (
+                    self._insert(_events)
+                    .values(list(chunk))
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(_events.c.id)
+                )
+                inserted.update((await conn.execute(stmt)).scalars())
+        return [ev for eid, ev in unique.items() if eid in inserted]
+
+    async def load_events(self, until_known: datetime | None = None) -> list[Event]:
+        """Stored events in processing order ``(known, seq)``; with ``until_known``, only those known at or
+        before it (inclusive)."""
+        stmt = select(_events.c.id, _events.c.payload).order_by(_events.c.known, _events.c.seq)
+        if until_known is not None:
+            stmt = stmt.where(_events.c.known <= _aware(until_known, "until_known"))
+        async with self._read("load events") as conn:
+            rows = (await conn.execute(stmt)).all()
+        out: list[Event] = []
+        for eid, payload in rows:
+            try:
+                out.append(parse_event(payload, UTC, where=f"stored event {eid}"))
+            except EventError as exc:
+                raise StorageError(
+                    f"the database at {self._url} holds an event that does not parse: {exc}"
+                ) from exc
+        return out
+
+    async def count_events(self) -> int:
+        """How many events are stored."""
+        async with self._read("count events") as conn:
+            return int((await conn.execute(select(func.count()).select_from(_events))).scalar_one())
+
+    # -------------------------------------------------------------------------------- poll runs
+
+    async def save_poll_runs(self, runs: Mapping[str, PollRun]) -> None:
+        """Insert or update the run of each node in ``runs`` (others stay as they are), in one transaction."""
+        rows = [
+            {
+                "node": node,
+                "ok": run.ok,
+                "count": run.count,
+                "since": run.since,
+                "last_poll": run.last_poll,
+            }
+            for node, run in runs.items()
+        ]
+        if not rows:
+            return
+        stmt = self._insert(_poll_runs)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["node"],
+            set_={c: getattr(stmt.excluded, c) for c in ("ok", "count", "since", "last_poll")},
+        )
+        async with self._write("save poll runs") as conn:
+            for chunk in _chunks(rows, 5000):
+                await conn.execute(stmt, list(chunk))
+
+    async def load_poll_runs(self) -> dict[str, PollRun]:
+        async with self._read("load poll runs") as conn:
+            rows = (await conn.execute(select(_poll_runs).order_by(_poll_runs.c.node))).mappings().all()
+        return {
+            r["node"]: PollRun(ok=r["ok"], count=r["count"], since=r["since"], last_poll=r["last_poll"])
+            for r in rows
+        }
+
+    # -------------------------------------------------------------------------------- inventory
+
+    async def _load_inventory(self, conn: AsyncConnection) -> Inventory:
+        rows = (await conn.execute(select(_nodes).order_by(_nodes.c.position, _nodes.c.id))).all()
+        try:
+            return Inventory(_node_from_row(r) for r in rows)
+        except (InventoryError, ValueError) as exc:
+            raise StorageError(f"the inventory stored in {self._url} does not validate: {exc}") from exc
+
+    async def load_inventory(self) -> Inventory:
+        """The stored inventory in its order (an empty one when none is stored)."""
+        async with self._read("load the inventory") as conn:
+            return await self._load_inventory(conn)
+
+    async def save_inventory(self, inventory: Inventory) -> InventoryDiff:
+        """Make ``inventory`` (already validated) the stored one, in one transaction; return what changed.
+
+        Nodes are updated in place, new ones inserted, missing ones deleted; order changes alone are stored
+        but are not part of the diff. A removed node may still be named by stored events.
+        """
+        async with self._write("save the inventory") as conn:
+            old = await self._load_inventory(conn)
+            diff = diff_inventories(old, inventory)
+            old_position = {nid: i for i, nid in enumerate(old)}
+            changed = set(diff.changed)
+            updates: list[dict[str, Any]] = []
+            inserts: list[dict[str, Any]] = []
+            for position, node in enumerate(inventory.values()):
+                if node.id not in old_position:
+                    inserts.append(_node_row(node, position))
+                elif node.id in changed:
+                    row = _node_row(node, position)
+                    row["key"] = row.pop("id")
+                    updates.append(row)
+                elif old_position[node.id] != position:
+                    updates.append({"key": node.id, "position": position})
+            for ids in _chunks(list(diff.removed), 5000):
+                await conn.execute(delete(_nodes).where(_nodes.c.id.in_(ids)))
+            # Position-only and full updates have different SET clauses: run them as two executemany.
+            for group in (
+                [u for u in updates if len(u) == 2],
+                [u for u in updates if len(u) > 2],
+            ):
+                if group:
+                    values: dict[str, Any] = {k: bindparam(k) for k in group[0] if k != "key"}
+                    stmt = update(_nodes).where(_nodes.c.id == bindparam("key")).values(values)
+                    await conn.execute(stmt, group)
+            for chunk in _chunks(inserts, 5000):
+                await conn.execute(insert(_nodes), list(chunk))
+        return diff
+
+    # -------------------------------------------------------------------------------- contracts
+
+    async def save_contracts(self, contracts: Sequence[Mapping[str, Any]]) -> None:
+        """Make ``contracts`` the stored set, in order, in one transaction.
+
+        Each is a mapping with ``id`` (required), ``name``, ``customer`` (default ""), ``timezone`` (default
+        ``Asia/Shanghai``), ``base`` (text or None; a number is stored as its text), ``scopes`` (node ids,
+        default []) and ``policy`` (a JSON object, default {}). Other keys are refused (ValueError).
+        """
+        rows = [_contract_row(c, i) for i, c in enumerate(contracts)]
+        ids = [r["id"] for r in rows]
+        if len(set(ids)) != len(ids):
+            raise ValueError("contract ids are not unique")
+        async with self._write("save contracts") as conn:
+            await conn.execute(delete(_contracts))
+            if rows:
+                await conn.execute(insert(_contracts), rows)
+
+    async def load_contracts(self) -> list[dict[str, Any]]:
+        """The stored contracts in their order, as dicts with the keys :data:`CONTRACT_KEYS`."""
+        async with self._read("load contracts") as conn:
+            rows = (await conn.execute(select(_contracts).order_by(_contracts.c.position))).mappings().all()
+        return [{k: row[k] for k in CONTRACT_KEYS} for row in rows]
+
+    # -------------------------------------------------------------------------------- incidents
+
+    async def replace_incidents(
+        self,
+        contract_id: str,
+        incidents: Sequence[IncidentView],
+        channel_label: Callable[[int], tuple[str, str]],
+    ) -> None:
+        """Replace every stored incident of ``contract_id`` by ``incidents``, in one transaction.
+
+        ``channel_label`` maps a channel position to its ``(label, node)``.
+        """
+        incident_rows: list[dict[str, Any]] = []
+        member_rows: list[dict[str, Any]] = []
+        timeline_rows: list[dict[str, Any]] = []
+        labels: dict[int, tuple[str, str]] = {}
+        for inc in incidents:
+            status = inc.exclusion_status()
+            incident_rows.append(
+                {
+                    "contract_id": contract_id,
+                    "id": inc.id,
+                    "scope": inc.scope,
+                    "start": inc.start,
+                    "end": inc.end,
+                    "level": inc.level,
+                    "peak": inc.peak,
+                    "ack": inc.ack,
+                    "ack_by": inc.ack_by,
+                    "onsite": inc.onsite,
+                    "onsite_by": inc.onsite_by,
+                    "excluded": status.value if status is not None else None,
+                }
+            )
+            for ordinal, position in enumerate(inc.members):
+                if position not in labels:
+                    labels[position] = channel_label(position)
+                label, node = labels[position]
+                member_rows.append(
+                    {
+                        "contract_id": contract_id,
+                        "incident_id": inc.id,
+                        "position": position,
+                        "ordinal": ordinal,
+                        "channel": label,
+                        "node": node,
+                    }
+                )
+            for seq, entry in enumerate(inc.timeline):
+                timeline_rows.append(
+                    {
+                        "contract_id": contract_id,
+                        "incident_id": inc.id,
+                        "seq": seq,
+                        "at": entry.at,
+                        "known": entry.known,
+                        "kind": entry.kind.value,
+                        "detail": entry.detail,
+                    }
+                )
+        async with self._write(f"replace the incidents of contract {contract_id}") as conn:
+            for table in (_timeline, _members, _incidents):
+                await conn.execute(delete(table).where(table.c.contract_id == contract_id))
+            for table, rows in (
+                (_incidents, incident_rows),
+                (_members, member_rows),
+                (_timeline, timeline_rows),
+            ):
+                for chunk in _chunks(rows, 5000):
+                    await conn.execute(insert(table), list(chunk))
+
+    async def load_incidents(self, contract_id: str) -> list[dict[str, Any]]:
+        """The stored incidents of a contract, by start then id, as plain dicts.
+
+        Keys: ``id``, ``scope``, ``start``, ``end``, ``open``, ``level``, ``peak``, ``ack``, ``ack_by``,
+        ``onsite``, ``onsite_by``, ``excluded`` (exclusion status text or None), ``members`` (dicts with
+        ``position``, ``channel``, ``node``, in the order they joined) and ``timeline`` (dicts with ``at``,
+        ``known``, ``kind``, ``detail``). Times are aware UTC datetimes.
+        """
+        async with self._read(f"load the incidents of contract {contract_id}") as conn:
+            incidents = (
+                (
+                    await conn.execute(
+                        select(_incidents)
+                        .where(_incidents.c.contract_id == contract_id)
+                        .order_by(_incidents.c.start, _incidents.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            members = (
+                (
+                    await conn.execute(
+                        select(_members)
+                        .where(_members.c.contract_id == contract_id)
+                        .order_by(_members.c.incident_id, _members.c.ordinal)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            timeline = (
+                (
+                    await conn.execute(
+                        select(_timeline)
+                        .where(_timeline.c.contract_id == contract_id)
+                        .order_by(_timeline.c.incident_id, _timeline.c.seq)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        by_id: dict[str, dict[str, Any]] = {}
+        for row in incidents:
+            item = {k: row[k] for k in row if k != "contract_id"}
+            item["open"] = row["end"] is None
+            item["members"] = []
+            item["timeline"] = []
+            by_id[row["id"]] = item
+        for row in members:
+            by_id[row["incident_id"]]["members"].append(
+                {"position": row["position"], "channel": row["channel"], "node": row["node"]}
+            )
+        for row in timeline:
+            by_id[row["incident_id"]]["timeline"].append(
+                {"at": row["at"], "known": row["known"], "kind": row["kind"], "detail": row["detail"]}
+            )
+        return list(by_id.values())
+
+    # ---------------------------------------------------------------------------------- reports
+
+    async def save_report(
+        self,
+        contract_id: str,
+        month: str,
+        as_of: datetime,
+        generated_at: datetime,
+        policy_hash: str,
+        body: Mapping[str, Any],
+    ) -> int:
+        """Store a new issue of a contract's ``month`` (``YYYY-MM``) report; return its version (1, 2, ...).
+
+        The version is the previous highest for (contract, month) plus one, assigned atomically."""
+        if not _MONTH_RE.match(month):
+            raise ValueError(f"month {month!r} is not YYYY-MM")
+        row = {
+            "contract_id": contract_id,
+            "month": month,
+            "as_of": _aware(as_of, "as_of"),
+            "generated_at": _aware(generated_at, "generated_at"),
+            "policy_hash": policy_hash,
+            "body": dict(body),
+        }
+        latest = (
+            select(func.coalesce(func.max(_reports.c.version), 0))
+            .where(_reports.c.contract_id == contract_id, _reports.c.month == month)
+            .scalar_subquery()
+        )
+        for attempt in range(_REPORT_RETRIES):
+            try:
+                # A concurrent writer (PostgreSQL) can take the same number: the key refuses it, try again.
+                async with self._write(f"save the {month} report of contract {contract_id}") as conn:
+                    stmt = insert(_reports).values(version=latest + 1, **row).returning(_reports.c.version)
+                    return int((await conn.execute(stmt)).scalar_one())
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == _REPORT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def load_report(
+        self, contract_id: str, month: str, version: int | None = None
+    ) -> StoredReport | None:
+        """An issue of a report (the latest when ``version`` is None), or None when there is none."""
+        stmt = select(_reports).where(_reports.c.contract_id == contract_id, _reports.c.month == month)
+        if version is None:
+            stmt = stmt.order_by(_reports.c.version.desc()).limit(1)
+        else:
+            stmt = stmt.where(_reports.c.version == version)
+        async with self._read(f"load the {month} report of contract {contract_id}") as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        if row is None:
+            return None
+        return StoredReport(**{f.name: row[f.name] for f in dataclasses.fields(StoredReport)})
+
+    async def report_versions(self, contract_id: str, month: str) -> list[int]:
+        """The versions stored for a contract's month, ascending."""
+        stmt = (
+            select(_reports.c.version)
+            .where(_reports.c.contract_id == contract_id, _reports.c.month == month)
+            .order_by(_reports.c.version)
+        )
+        async with self._read(f"list the {month} reports of contract {contract_id}") as conn:
+            return [int(v) for v in (await conn.execute(stmt)).scalars()]
+
+    # ----------------------------------------------------------------------------------- tokens
+
+    async def create_token(self, name: str, role: str) -> str:
+        """Create an API token and return its secret (shown once: only its sha256 is stored).
+
+        A name is unique among unrevoked tokens (StorageError otherwise).
+        """
+        if not name or not role:
+            raise ValueError("a token needs a name and a role")
+        secret = secrets.token_urlsafe(32)
+        row = {
+            "name": name,
+            "role": role,
+            "hash": _token_hash(secret),
+            "created_at": self._now(),
+            "revoked_at": None,
+        }
+        try:
+            async with self._write(f"create token {name!r}") as conn:
+                await conn.execute(insert(_tokens).values(**row))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise StorageError(f"a token named {name!r} already exists; revoke it first") from exc
+            raise
+        return secret
+
+    async def role_for_token(self, secret: str) -> tuple[str, str] | None:
+        """``(name, role)`` of the unrevoked token with this secret, or None."""
+        stmt = select(_tokens.c.name, _tokens.c.role).where(
+            _tokens.c.hash == _token_hash(secret), _tokens.c.revoked_at.is_(None)
+        )
+        async with self._read("look up a token") as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else (row.name, row.role)
+
+    async def revoke_token(self, name: str) -> bool:
+        """Revoke the unrevoked token called ``name``; False when there is none."""
+        stmt = (
+            update(_tokens)
+            .where(_tokens.c.name == name, _tokens.c.revoked_at.is_(None))
+            .values(revoked_at=self._now())
+        )
+        async with self._write(f"revoke token {name!r}") as conn:
+            result = await conn.execute(stmt)
+            return bool(result.rowcount)
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every token, revoked ones included, oldest first (never the secrets)."""
+        stmt = select(_tokens.c.name, _tokens.c.role, _tokens.c.created_at, _tokens.c.revoked_at).order_by(
+            _tokens.c.id
+        )
+        async with self._read("list tokens") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [TokenInfo(r.name, r.role, r.created_at, r.revoked_at) for r in rows]
+
+    # -------------------------------------------------------------------------------- audit log
+
+    async def append_audit(
+        self,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Append one entry to the audit log (``at`` defaults to now); return its sequence number."""
+        row = {
+            "at": self._now() if at is None else _aware(at, "at"),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "detail": dict(detail) if detail is not None else None,
+        }
+        async with self._write(f"append to the audit log ({action})") as conn:
+            result = await conn.execute(insert(_audit).values(**row).returning(_audit.c.seq))
+            return int(result.scalar_one())
+
+    async def load_audit(self, subject: str | None = None) -> list[AuditEntry]:
+        """Audit entries in the order they were appended, all or those about ``subject``."""
+        stmt = select(_audit).order_by(_audit.c.seq)
+        if subject is not None:
+            stmt = stmt.where(_audit.c.subject == subject)
+        async with self._read("load the audit log") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail) for r in rows]
+
+    # --------------------------------------------------------------------------------- evidence
+
+    async def save_evidence(
+        self,
+        content: bytes,
+        filename: str,
+        media_type: str,
+        uploaded_by: str,
+        uploaded_at: datetime | None = None,
+    ) -> str:
+        """Store an evidence file; return its id (sha256 hex of the content). The same content twice is one
+        file: the first upload's name, type and uploader are kept."""
+        evidence_id = hashlib.sha256(content).hexdigest()
+        row = {
+            "id": evidence_id,
+            "filename": filename,
+            "media_type": media_type,
+            "size": len(content),
+            "content": content,
+            "uploaded_at": self._now() if uploaded_at is None else _aware(uploaded_at, "uploaded_at"),
+            "uploaded_by": uploaded_by,
+        }
+        async with self._write(f"save evidence {filename!r}") as conn:
+            await conn.execute(
+                self._insert(_evidence).values(**row).on_conflict_do_nothing(index_elements=["id"])
+            )
+        return evidence_id
+
+    async def load_evidence(self, evidence_id: str) -> EvidenceFile | None:
+        async with self._read(f"load evidence {evidence_id}") as conn:
+            row = (await conn.execute(select(_evidence).where(_evidence.c.id == evidence_id))).first()
+        if row is None:
+            return None
+        return EvidenceFile(
+            id=row.id,
+            filename=row.filename,
+            media_type=row.media_type,
+            size=row.size,
+            content=bytes(row.content),
+            uploaded_at=row.uploaded_at,
+            uploaded_by=row.uploaded_by,
+        )
