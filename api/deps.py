@@ -57,7 +57,9 @@ async def authenticate(
         raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)", headers=_CHALLENGE)
     found = await service.repo.role_for_token(credentials.credentials)
     if found is None:
-        raise ApiError(401, "invalid or revoked token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise ApiError(
+            401, "invalid or revoked token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
     name, role = found
     return Caller(name=name, role=role)
 

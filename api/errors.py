@@ -65,7 +65,9 @@ def _storage_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_body(exc.message, exc.where, exc.field), status_code=exc.status, headers=exc.headers)
+    return JSONResponse(
+        error_body(exc.message, exc.where, exc.field), status_code=exc.status, headers=exc.headers
+    )
 
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:

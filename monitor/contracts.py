@@ -88,9 +88,9 @@ def contract_from_mapping(data: object, where: str, base_dir: Path | None = None
         elif raw_policy is not None:
             raise ContractError("a policy file name or a mapping of settings", where=where, field="policy")
         overrides: dict[str, Any] = {}
-        if "timezone" in data:
+        if data.get("timezone") is not None:
             overrides["timezone"] = data["timezone"]
-        if "base" in data:
+        if data.get("base") is not None:
             overrides["base"] = policy_from_mapping({"base": data["base"]}).base
         if overrides:
             policy = replace(policy, **overrides)

@@ -124,6 +124,7 @@ class Engine:
         self.by_id: dict[str, Incident] = {}
         self.open: dict[str, Incident] = {}  # insertion-ordered: earliest opened first
         self.member_of: dict[int, Incident] = {}  # channel -> its open incident
+        self._returned: dict[str, datetime] = {}  # open incident -> latest dated return of any of its channels
         self.maintenance: list[MaintenanceEvent] = []
         self.findings: list[FindingEvent] = []
         self.unmatched: list[Unmatched] = []
@@ -198,7 +199,6 @@ class Engine:
         if not affected:
             return
         going_offline: list[tuple[int, datetime, str]] = []
-        ends: dict[str, datetime] = {}  # incident -> latest dated return among its channels this instant
         touched: dict[str, Incident] = {}
         for pos in sorted(affected):
             node_id = inv.channels[pos].node
@@ -237,7 +237,8 @@ class Engine:
                 assert decisive is not None
                 going_offline.append((pos, when, decisive))
             elif new in (ChannelState.ONLINE, ChannelState.INACTIVE) and incident is not None:
-                ends[incident.id] = max(ends.get(incident.id, when), when)
+                # the latest return so far: an earlier-dated return known later does not end it earlier
+                self._returned[incident.id] = max(self._returned.get(incident.id, when), when)
                 incident.pending.discard(pos)
                 del self.member_of[pos]
                 touched[incident.id] = incident
@@ -250,7 +251,7 @@ class Engine:
         for incident in touched.values():
             self._measure(incident, known)
             if incident.open and not incident.pending:
-                incident.end = ends.get(incident.id, t)
+                incident.end = self._returned.pop(incident.id, t)
                 del self.open[incident.id]
                 incident.timeline.append(TimelineEntry(incident.end, known, TimelineKind.ENDED, ""))
 

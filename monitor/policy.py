@@ -228,8 +228,10 @@ def _policy_from_mapping(data: object) -> Policy:
             if not isinstance(value, dict):
                 raise PolicyError("expected a mapping of level to limits", field=key)
             levels = dict(base.levels)
-            for lvl, rule in value.items():
-                fname = f"levels.{lvl}"
+            for raw_level, rule in value.items():
+                fname = f"levels.{raw_level}"
+                # Canonical JSON writes mapping keys as strings: "1" is level 1.
+                lvl = int(raw_level) if str(raw_level) in ("1", "2", "3") else 0
                 if lvl not in (1, 2, 3) or not isinstance(rule, dict):
                     raise PolicyError("levels are 1, 2, 3, each a mapping", field=fname)
                 current = asdict(levels[lvl])

@@ -96,9 +96,7 @@ def _objects(body: bytes, content_type: str) -> Iterator[tuple[str, object]]:
         yield f"request line {n}", obj
 
 
-async def _ingest(
-    request: Request, service: Service, caller: Caller, tz: tzinfo | None
-) -> dict[str, int]:
+async def _ingest(request: Request, service: Service, caller: Caller, tz: tzinfo | None) -> dict[str, int]:
     located: list[tuple[str, Event]] = []
     previous: datetime | None = None
     for where, obj in _objects(await request.body(), request.headers.get("content-type", "")):

@@ -13,7 +13,9 @@ from monitor.service import Service
 
 router = APIRouter(tags=["incidents"])
 
-OpenQuery = Annotated[bool | None, Query(alias="open", description="true: only open incidents; false: only ended")]
+OpenQuery = Annotated[
+    bool | None, Query(alias="open", description="true: only open incidents; false: only ended")
+]
 
 
 def _jsonable(value: Any, zone: tzinfo) -> Any:
@@ -36,7 +38,9 @@ async def _incidents(service: Service, contract: Contract, open_: bool | None) -
 
 
 @router.get("/incidents", summary="Incidents (single contract)")
-async def list_incidents(service: ServiceDep, contract: SoleContract, open_: OpenQuery = None) -> dict[str, Any]:
+async def list_incidents(
+    service: ServiceDep, contract: SoleContract, open_: OpenQuery = None
+) -> dict[str, Any]:
     return await _incidents(service, contract, open_)
 
 

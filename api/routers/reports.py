@@ -1,4 +1,4 @@
-"""Monthly reports (SPEC §5–6): JSON, CSV or bilingual HTML; every request issues (and keeps) a new version."""
+"""Monthly reports (SPEC §5–6) as JSON, CSV or bilingual HTML; every request issues and keeps a version."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ AsOf = Annotated[
     str | None,
     Query(description="RFC 3339 time the report is made as of (default now); no offset: the contract's zone"),
 ]
-FormatQuery = Annotated[Literal["json", "csv", "html"], Query(alias="format", description="json, csv or html")]
+FormatQuery = Annotated[
+    Literal["json", "csv", "html"], Query(alias="format", description="json, csv or html")
+]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -50,7 +52,9 @@ async def _report(service: Service, contract: Contract, month: str, as_of: str |
     return Response(issued.render(fmt), media_type=MEDIA_TYPES[fmt])
 
 
-@router.get("/reports/monthly/{month}", summary="The monthly assessment (single contract)", responses=_RESPONSES)
+@router.get(
+    "/reports/monthly/{month}", summary="The monthly assessment (single contract)", responses=_RESPONSES
+)
 async def monthly_report(
     service: ServiceDep, contract: SoleContract, month: str, as_of: AsOf = None, fmt: FormatQuery = "json"
 ) -> Response:

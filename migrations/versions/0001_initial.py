@@ -1,5 +1,6 @@
-"""The initial schema: events, confirmation runs, inventory, contracts, incidents, reports, tokens, audit
-log and evidence files.
+"""Initial schema.
+
+Events, confirmation runs, inventory, contracts, incidents, reports, tokens, audit log and evidence files.
 
 Written by hand from ``monitor/storage/tables.py`` (the test suite checks that the two agree). It uses plain
 SQLAlchemy types, not the application's type decorators, so that it keeps working when those change:
@@ -61,7 +62,7 @@ def upgrade() -> None:
         sa.Column("since", TIME, nullable=False),
         sa.Column("last_poll", TIME, nullable=False),
         sa.PrimaryKeyConstraint("node", name="pk_poll_runs"),
-        sa.CheckConstraint("count >= 1", name="ck_poll_runs_count_positive"),
+        sa.CheckConstraint("count >= 1", name=op.f("ck_poll_runs_count_positive")),
     )
 
     op.create_table(
@@ -80,7 +81,7 @@ def upgrade() -> None:
         sa.Column("decommissioned", TIME, nullable=True),
         sa.Column("snmp", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_nodes"),
-        sa.CheckConstraint("channels >= 0", name="ck_nodes_channels_not_negative"),
+        sa.CheckConstraint("channels >= 0", name=op.f("ck_nodes_channels_not_negative")),
     )
     op.create_index("ix_nodes_position", "nodes", ["position"])
 
@@ -112,7 +113,7 @@ def upgrade() -> None:
         sa.Column("onsite_by", sa.Text(), nullable=True),
         sa.Column("excluded", sa.String(16), nullable=True),
         sa.PrimaryKeyConstraint("contract_id", "id", name="pk_incidents"),
-        sa.CheckConstraint("level >= 0 AND level <= 3", name="ck_incidents_level_range"),
+        sa.CheckConstraint("level >= 0 AND level <= 3", name=op.f("ck_incidents_level_range")),
     )
     op.create_index("ix_incidents_contract_id_start", "incidents", ["contract_id", "start"])
 
@@ -161,7 +162,7 @@ def upgrade() -> None:
         sa.Column("policy_hash", sa.Text(), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("contract_id", "month", "version", name="pk_reports"),
-        sa.CheckConstraint("version >= 1", name="ck_reports_version_positive"),
+        sa.CheckConstraint("version >= 1", name=op.f("ck_reports_version_positive")),
     )
 
     op.create_table(
@@ -209,7 +210,7 @@ def upgrade() -> None:
         sa.Column("uploaded_at", TIME, nullable=False),
         sa.Column("uploaded_by", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_evidence"),
-        sa.CheckConstraint("size >= 0", name="ck_evidence_size_not_negative"),
+        sa.CheckConstraint("size >= 0", name=op.f("ck_evidence_size_not_negative")),
     )
 
 

@@ -34,7 +34,6 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
-    DBAPIError,
     IntegrityError,
     InterfaceError,
     NoSuchModuleError,
@@ -75,8 +74,9 @@ def display_url(url: str | URL) -> str:
 def _reason(exc: BaseException) -> str:
     """The driver's own message, first line only (never the statement or its parameters)."""
     orig: BaseException = exc
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        orig = exc.orig
+    wrapped = getattr(exc, "orig", None)  # DBAPIError and StatementError wrap the original error
+    if isinstance(wrapped, BaseException):
+        orig = wrapped
     message = str(orig).strip().splitlines()
     first = message[0] if message else type(orig).__name__
     # asyncpg errors adapted by SQLAlchemy read "<class 'asyncpg.exceptions.X'>: message".
@@ -106,7 +106,7 @@ def translate_errors(action: str, url: str) -> Iterator[None]:
         if any(marker in lowered for marker in _NO_SCHEMA_MARKERS):
             raise StorageError(
                 f"cannot {action}: the database at {url} does not have the slawatch schema ({reason}); "
-                "upgrade it first (slawatch's db upgrade, or alembic -c migrations/alembic.ini upgrade head)"
+                "upgrade it first"
             ) from exc
         if isinstance(exc, OperationalError | InterfaceError):
             raise StorageError(f"cannot reach the database at {url} to {action}: {reason}") from exc
@@ -199,7 +199,8 @@ class Database:
         """Create the engine and check that the database answers. Idempotent."""
         if self._engine is not None:
             return
-        kwargs: dict[str, Any] = {"echo": self._echo}
+        # hide_parameters: statement parameters (SNMP secrets among them) never reach logs or messages.
+        kwargs: dict[str, Any] = {"echo": self._echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             database = self._url.database
             if database and database != ":memory:" and not database.startswith("file:"):

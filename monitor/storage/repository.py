@@ -595,8 +595,11 @@ class Repository:
         )
         for attempt in range(_REPORT_RETRIES):
             try:
-                # A concurrent writer (PostgreSQL) can take the same number: the key refuses it, try again.
+                # Should a concurrent writer still take the same number, the key refuses it: try again.
                 async with self._write(f"save the {month} report of contract {contract_id}") as conn:
+                    if self._dialect == "postgresql":  # one writer per (contract, month) at a time
+                        key = func.hashtextextended(f"slawatch.reports/{contract_id}/{month}", 0)
+                        await conn.execute(select(func.pg_advisory_xact_lock(key)))
                     stmt = insert(_reports).values(version=latest + 1, **row).returning(_reports.c.version)
                     return int((await conn.execute(stmt)).scalar_one())
             except StorageError as exc:

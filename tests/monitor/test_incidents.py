@@ -350,3 +350,18 @@ def test_exclusion_by_node() -> None:
     h = run(NET, ev, as_of=t(13))
     assert by_id(h, "CPE-2@2026-10-03T12:00:00Z").exclusion_status() is ExclusionStatus.APPROVED
     assert by_id(h, "CPE-1@2026-10-03T10:00:00Z").exclusion == ()
+
+
+def test_end_is_the_latest_return_even_when_an_earlier_dated_return_is_known_last() -> None:
+    """CPE-1.1 returns at 10:30 (known then); CPE-1.2's return is dated 10:20 but confirmed only at 10:35.
+    The incident ends when the last channel is back: 10:30, not 10:20 (every channel held is online then)."""
+    ev = [
+        down("CPE-1.1", t(10)),
+        down("CPE-1.2", t(10)),
+        up("CPE-1.1", t(10, 30)),
+        up("CPE-1.2", t(10, 20), known=t(10, 35)),
+    ]
+    h = run(NET, ev, as_of=t(11))
+    inc = only(h)
+    assert inc.intervals == {0: ((t(10), t(10, 30)),), 1: ((t(10), t(10, 20)),)}
+    assert inc.end == t(10, 30)

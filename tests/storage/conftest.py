@@ -27,7 +27,8 @@ PG_START_HINT = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /et
 
 
 def _unreachable(reason: str) -> None:
-    message = f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)} is unreachable ({reason})"
+    where = make_url(PG_ADMIN_URL).render_as_string(hide_password=True)
+    message = f"PostgreSQL at {where} is unreachable ({reason})"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; it is required under CI=true. {PG_START_HINT}")
     pytest.skip(f"{message}; {PG_START_HINT}")

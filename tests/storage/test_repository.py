@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -106,7 +107,9 @@ async def test_unreachable_database_names_the_url_without_password() -> None:
 
 
 def test_urls() -> None:
-    assert default_database_url(Path("/var/lib/slawatch")) == "sqlite+aiosqlite:////var/lib/slawatch/slawatch.db"
+    assert (
+        default_database_url(Path("/var/lib/slawatch")) == "sqlite+aiosqlite:////var/lib/slawatch/slawatch.db"
+    )
     assert display_url("postgresql+asyncpg://u:pw@h/db") == "postgresql+asyncpg://u:***@h/db"
     with pytest.raises(StorageError, match="unsupported database URL"):
         Database("postgresql://u:pw@h/db")
@@ -205,8 +208,10 @@ async def test_inventory_round_trip_and_diff(repo: Repository) -> None:
 
     nodes = inv.nodes()
     cpe = next(n for n in nodes if n.kind is NodeKind.CPE and n.monthly_fee is not None)
+    assert cpe.monthly_fee is not None
+    fee = cpe.monthly_fee + Decimal("0.01")
     removed = next(n for n in nodes if n.kind is NodeKind.CAMERA)
-    changed = dataclasses.replace(cpe, name="renamed", monthly_fee=cpe.monthly_fee + Decimal("0.01"))
+    changed = dataclasses.replace(cpe, name="renamed", monthly_fee=fee)
     added = Node(id="CAM-NEW", kind=NodeKind.CAMERA, parent=cpe.id, channels=2, commissioned=at(0))
     new_nodes = [changed if n.id == cpe.id else n for n in nodes if n.id != removed.id]
     new_nodes = [new_nodes[-1], *new_nodes[:-1], added]  # and an order change
@@ -215,7 +220,7 @@ async def test_inventory_round_trip_and_diff(repo: Repository) -> None:
     assert (diff.added, diff.changed, diff.removed) == (("CAM-NEW",), (cpe.id,), (removed.id,))
     loaded = await repo.load_inventory()
     assert list(loaded) == list(new_inv)
-    assert loaded[cpe.id].monthly_fee == cpe.monthly_fee + Decimal("0.01")
+    assert loaded[cpe.id].monthly_fee == fee
     assert loaded["CAM-NEW"].commissioned == at(0)
 
 
@@ -268,7 +273,7 @@ async def test_failed_inventory_write_leaves_nothing_half_written(repo: Reposito
 
 async def test_contracts(repo: Repository) -> None:
     assert await repo.load_contracts() == []
-    contracts = [
+    contracts: list[dict[str, Any]] = [
         {
             "id": "county-2026",
             "name": "视频专网",
