@@ -35,8 +35,10 @@ async def run(scale: float, url: str | None) -> None:
         path = Path(tmp) / "october.jsonl"
         events = month_events(inventory, month.start, scale=scale)
         path.write_text("".join(json.dumps(e) + "\n" for e in events))
-        print(f"network: {sum(1 for n in inventory.nodes() if n.kind == 'cpe')} circuits, "
-              f"{len(inventory.channels)} channels; month 2026-10: {len(events)} events")
+        print(
+            f"network: {sum(1 for n in inventory.nodes() if n.kind == 'cpe')} circuits, "
+            f"{len(inventory.channels)} channels; month 2026-10: {len(events)} events"
+        )
 
         t0 = time.perf_counter()
         located = read_jsonl(path, DEFAULT_POLICY.zone)
@@ -47,8 +49,10 @@ async def run(scale: float, url: str | None) -> None:
         assessment = assess(inventory, default_contract(), history, month)
         t2 = time.perf_counter()
         print(f"read+validate file      {t1 - t0:8.3f} s")
-        print(f"pure engine + assessment {t2 - t1:8.3f} s  ({len(history.incidents)} incidents, "
-              f"score {assessment.score}, amount {assessment.amount})")
+        print(
+            f"pure engine + assessment {t2 - t1:8.3f} s  ({len(history.incidents)} incidents, "
+            f"score {assessment.score}, amount {assessment.amount})"
+        )
 
         db = Database(url or f"sqlite+aiosqlite:///{tmp}/bench.db")
         await db.connect()
@@ -69,15 +73,21 @@ async def run(scale: float, url: str | None) -> None:
         print(f"import inventory ({db.dialect})  {t4 - t3:8.3f} s")
         print(f"ingest {result.stored} events     {t5 - t4:8.3f} s")
         print(f"report json+csv+html     {t6 - t5:8.3f} s")
-        print(f"whole replay + report    {t6 - t3 + (t1 - t0):8.3f} s "
-              f"({len(events) / (t6 - t3 + t1 - t0):,.0f} events/s)")
+        print(
+            f"whole replay + report    {t6 - t3 + (t1 - t0):8.3f} s "
+            f"({len(events) / (t6 - t3 + t1 - t0):,.0f} events/s)"
+        )
         assert issued.assessment.amount == assessment.amount, "service and pure engine disagree"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of faults (default 1)")
-    parser.add_argument("--database-url", default=None, help="SQLAlchemy async URL (default: SQLite in a temp dir)")
+    parser.add_argument(
+        "--database-url", default=None, help="SQLAlchemy async URL (default: SQLite in a temp dir)"
+    )
     args = parser.parse_args()
     asyncio.run(run(args.scale, args.database_url))
 

@@ -279,7 +279,11 @@ def _overrun_points(duration_s: Fraction, limit_s: int, step_s: int) -> int:
 
 
 def score_incident(
-    inventory: Inventory, policy: Policy, incident: IncidentView, windows: Sequence[MaintenanceEvent], as_of: datetime
+    inventory: Inventory,
+    policy: Policy,
+    incident: IncidentView,
+    windows: Sequence[MaintenanceEvent],
+    as_of: datetime,
 ) -> IncidentScore:
     end = incident.end if incident.end is not None else as_of
     clock_start = incident.start
@@ -430,7 +434,9 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
         items.append(Item(key, en, zh, pts[key], _cap(lost, pts[key]), details))
 
     scored = [s for s in scores if not s.excluded and s.incident.level in (1, 2, 3)]
-    item("response", Decimal(response_sum), f"{len(scored)} scored incidents; {response_sum} points before cap")
+    item(
+        "response", Decimal(response_sum), f"{len(scored)} scored incidents; {response_sum} points before cap"
+    )
     item(
         "recovery",
         Decimal(recovery_sum + unexplained_sum),

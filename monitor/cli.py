@@ -96,14 +96,20 @@ def db_upgrade() -> None:
 @inventory_app.command("validate")
 def inventory_validate(file: Annotated[Path, typer.Argument(help="CSV, YAML or JSON inventory")]) -> None:
     """Validate an inventory file whole; print a summary or every problem with file, line and field."""
+    from monitor.contracts import contract_from_mapping, validate_contracts
     from monitor.inventory_io import load_inventory_document
 
     try:
-        inv, contracts = load_inventory_document(file)
+        inv, raw = load_inventory_document(file)
+        contracts = [contract_from_mapping(c, f"{file}:{c.get('__line__', 0)}", file.parent) for c in raw]
+        validate_contracts(contracts, inv)
     except SlawatchError as exc:
         raise _fail(str(exc)) from None
     cpes = sum(1 for n in inv.nodes() if n.kind == "cpe")
-    typer.echo(f"{file}: valid: {len(inv)} nodes, {cpes} circuits, {len(inv.channels)} channels")
+    typer.echo(
+        f"{file}: valid: {len(inv)} nodes, {cpes} circuits, {len(inv.channels)} channels, "
+        f"{len(contracts) or 'no'} contracts"
+    )
 
 
 @inventory_app.command("import")
@@ -345,7 +351,9 @@ def demo(
     settings = Settings()
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo(f"admin token: {token}")
-    typer.echo(f"try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/reports/monthly/{prev}?format=csv")
+    typer.echo(
+        f"try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/reports/monthly/{prev}?format=csv"
+    )
     if serve_api:
         serve()
 

@@ -145,7 +145,9 @@ def validate_contracts(contracts: Sequence[Contract], inventory: Inventory) -> N
         seen.add(c.id)
         for s in c.scopes or ():
             if s not in inventory:
-                raise ContractError(f"contract {c.id!r}: scope {s!r} is not a node of the inventory", field="scopes")
+                raise ContractError(
+                    f"contract {c.id!r}: scope {s!r} is not a node of the inventory", field="scopes"
+                )
 
 
 def select_contract(contracts: Sequence[Contract], contract_id: str | None) -> Contract:
@@ -156,9 +158,12 @@ def select_contract(contracts: Sequence[Contract], contract_id: str | None) -> C
         if len(contracts) == 1:
             return contracts[0]
         raise ContractError(
-            f"several contracts ({', '.join(c.id for c in contracts)}): name one with --contract", field="contract"
+            f"several contracts ({', '.join(c.id for c in contracts)}): name one with --contract",
+            field="contract",
         )
     for c in contracts:
         if c.id == contract_id:
             return c
-    raise ContractError(f"no contract {contract_id!r} (have {', '.join(c.id for c in contracts)})", field="contract")
+    raise ContractError(
+        f"no contract {contract_id!r} (have {', '.join(c.id for c in contracts)})", field="contract"
+    )

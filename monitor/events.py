@@ -236,7 +236,12 @@ EVENT_TYPES: dict[str, type[BaseEvent]] = {
 
 # Which JSON keys each type takes, their kind, and whether required.
 _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
-    "state": {"at": ("time", True), "node": ("node", True), "state": ("state", True), "known_at": ("time", False)},
+    "state": {
+        "at": ("time", True),
+        "node": ("node", True),
+        "state": ("state", True),
+        "known_at": ("time", False),
+    },
     "poll": {
         "at": ("time", True),
         "node": ("node", True),
@@ -245,7 +250,12 @@ _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
         "loss": ("float", False),
     },
     "ack": {"at": ("time", True), "node": ("node", False), "incident": ("str", False), "by": ("str", False)},
-    "onsite": {"at": ("time", True), "node": ("node", False), "incident": ("str", False), "by": ("str", False)},
+    "onsite": {
+        "at": ("time", True),
+        "node": ("node", False),
+        "incident": ("str", False),
+        "by": ("str", False),
+    },
     "explanation": {
         "at": ("time", True),
         "node": ("node", False),

@@ -261,7 +261,9 @@ def _policy_from_mapping(data: object) -> Policy:
                 if not isinstance(band, dict) or set(band) != {"min_score", "share"}:
                     raise PolicyError("each band is {min_score, share}", field=f"share_bands[{i}]")
                 bands.append(
-                    ShareBand(_dec(band["min_score"], f"share_bands[{i}]"), _dec(band["share"], f"share_bands[{i}]"))
+                    ShareBand(
+                        _dec(band["min_score"], f"share_bands[{i}]"), _dec(band["share"], f"share_bands[{i}]")
+                    )
                 )
             kw[key] = tuple(bands)
         elif key == "base":

@@ -35,7 +35,9 @@ def month_events(
     def at(offset: float) -> str:
         return format_time(start + timedelta(seconds=round(offset)))
 
-    def outage(node: str, dur_range: tuple[float, float], *, ack: bool = True, explain: bool = False) -> float | None:
+    def outage(
+        node: str, dur_range: tuple[float, float], *, ack: bool = True, explain: bool = False
+    ) -> float | None:
         for _ in range(20):
             a = rng.uniform(0, span - 3600)
             b = min(span - 60, a + rng.uniform(*dur_range))
@@ -49,12 +51,16 @@ def month_events(
         if ack and rng.random() < 0.97:
             # Crews acknowledge within the outage: mostly in 5-45 min, now and then hours late.
             late = rng.random() < 0.05
-            ack_at = a + min((b - a) * 0.9, rng.uniform(4 * 3600, 7 * 3600) if late else rng.uniform(300, 2700))
+            ack_at = a + min(
+                (b - a) * 0.9, rng.uniform(4 * 3600, 7 * 3600) if late else rng.uniform(300, 2700)
+            )
             out.append({"type": "ack", "at": at(ack_at), "node": node, "by": f"crew-{rng.randint(1, 6)}"})
             if rng.random() < 0.5:
                 out.append({"type": "onsite", "at": at((ack_at + b) / 2), "node": node, "by": "crew"})
         if explain:
-            out.append({"type": "explanation", "at": at(b + 600), "node": node, "text": "written report filed"})
+            out.append(
+                {"type": "explanation", "at": at(b + 600), "node": node, "text": "written report filed"}
+            )
         return a
 
     for cam in rng.sample(cameras, min(len(cameras), int(1100 * scale))):
@@ -78,7 +84,13 @@ def month_events(
                 }
             )
             out.append(
-                {"type": "exclusion", "at": at(a + 3600 * 30), "node": area, "cause": "signed", "status": "approved"}
+                {
+                    "type": "exclusion",
+                    "at": at(a + 3600 * 30),
+                    "node": area,
+                    "cause": "signed",
+                    "status": "approved",
+                }
             )
         blind_area = rng.choice(areas)
         b0 = rng.uniform(0, span - 7200)
@@ -105,7 +117,12 @@ def month_events(
             out.append({"type": "poll", "at": at(a + 60 * k), "node": cpe, "ok": False})
         for k in range(2):
             out.append({"type": "poll", "at": at(a + 2400 + 60 * k), "node": cpe, "ok": True, "rtt_ms": 1.5})
-    for item, points, note in (("4c", 5, "valid complaint: camera T03 offline two days"), ("4e", 0.5, "ledger gap")):
-        out.append({"type": "finding", "at": at(rng.uniform(0, span)), "item": item, "points": points, "note": note})
+    for item, points, note in (
+        ("4c", 5, "valid complaint: camera T03 offline two days"),
+        ("4e", 0.5, "ledger gap"),
+    ):
+        out.append(
+            {"type": "finding", "at": at(rng.uniform(0, span)), "item": item, "points": points, "note": note}
+        )
     out.sort(key=lambda e: e.get("at") or e["from"])
     return out

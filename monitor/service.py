@@ -23,7 +23,13 @@ from zoneinfo import ZoneInfo
 
 from monitor.assessment import Assessment, Month, assess
 from monitor.confirmation import ConfirmationSettings, Confirmer
-from monitor.contracts import Contract, contract_from_mapping, default_contract, select_contract, validate_contracts
+from monitor.contracts import (
+    Contract,
+    contract_from_mapping,
+    default_contract,
+    select_contract,
+    validate_contracts,
+)
 from monitor.engine import Engine, History
 from monitor.errors import EventError
 from monitor.events import (
@@ -105,7 +111,9 @@ class Service:
     async def inventory(self) -> Inventory:
         return await self.repo.load_inventory()
 
-    async def import_inventory(self, inventory: Inventory, contracts: Sequence[Contract] = ()) -> InventoryDiff:
+    async def import_inventory(
+        self, inventory: Inventory, contracts: Sequence[Contract] = ()
+    ) -> InventoryDiff:
         """Write a validated inventory (and its contracts) in place; report what changed."""
         if contracts:
             validate_contracts(contracts, inventory)
@@ -136,7 +144,9 @@ class Service:
         return ZoneInfo(zones.pop()) if len(zones) == 1 else None
 
     # ------------------------------------------------------------------ events
-    async def ingest(self, located: Sequence[tuple[str, Event]], source: str, actor: str = "admin") -> IngestResult:
+    async def ingest(
+        self, located: Sequence[tuple[str, Event]], source: str, actor: str = "admin"
+    ) -> IngestResult:
         """Validate, confirm, store and project a batch of events (all or nothing)."""
         inventory = await self.inventory()
         check_events(located, inventory)
@@ -170,12 +180,19 @@ class Service:
             await self.rebuild()
         log.info(
             "ingested",
-            extra={"source": source, "received": len(located), "stored": len(inserted), "confirmed": confirmed},
+            extra={
+                "source": source,
+                "received": len(located),
+                "stored": len(inserted),
+                "confirmed": confirmed,
+            },
         )
         return IngestResult(len(located), len(inserted), len(to_store) - len(inserted), confirmed)
 
     # ------------------------------------------------------------------ projections and reports
-    async def history(self, contract: Contract, as_of: datetime, inventory: Inventory | None = None) -> History:
+    async def history(
+        self, contract: Contract, as_of: datetime, inventory: Inventory | None = None
+    ) -> History:
         inventory = inventory or await self.inventory()
         events = await self.repo.load_events(until_known=as_of)
         engine = Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)

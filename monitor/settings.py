@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("data"), description="where the SQLite database and evidence live")
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy async URL; default: SQLite in data_dir (sqlite+aiosqlite:///...)"
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite in data_dir (sqlite+aiosqlite:///...)",
     )
     policy_file: Path | None = Field(default=None, description="YAML policy for the default contract")
     down_after: int = Field(default=3, ge=1, description="consecutive failed polls before a node is down")

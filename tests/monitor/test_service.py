@@ -117,7 +117,7 @@ async def test_split_replay_equals_one(db: Database, tmp_path: Path) -> None:
 
 async def test_bad_event_stores_nothing(service: Service, db: Database) -> None:
     before = await db.repository().count_events()
-    batch = located(SMALL_MONTH[:3]) + [("file.jsonl:4", parse_event({**SMALL_MONTH[3], "node": "NOPE"}))]
+    batch = [*located(SMALL_MONTH[:3]), ("file.jsonl:4", parse_event({**SMALL_MONTH[3], "node": "NOPE"}))]
     with pytest.raises(EventError) as info:
         await service.ingest(batch, source="test")
     assert str(info.value) == "file.jsonl:4: field 'node': node 'NOPE' is not in the inventory"

@@ -1,0 +1,117 @@
+"""The ``slawatch`` command: exit codes, messages naming file/line/field, nothing stored on bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+
+SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("SLAWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("SLAWATCH_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    logging.getLogger().handlers.clear()  # the CLI's handler points at the runner's closed stream
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_every_command_explains_itself() -> None:
+    for args in (
+        [],
+        ["inventory"],
+        ["inventory", "import"],
+        ["inventory", "validate"],
+        ["inventory", "export"],
+        ["inventory", "sample"],
+        ["replay"],
+        ["report"],
+        ["token", "create"],
+        ["contract", "import"],
+        ["db", "upgrade"],
+        ["demo"],
+        ["serve"],
+        ["sample-events"],
+    ):
+        code, out, _ = run(*args, "--help")
+        assert code == 0, args
+        assert "Usage:" in out and len(out.splitlines()) > 4, args
+
+
+def test_bad_inventory_names_file_line_and_field(env: Path) -> None:
+    bad = env / "bad.csv"
+    bad.write_text("id,kind,parent\nT1,area,\nCPE-1,cpe,T9\n")
+    code, _, err = run("inventory", "validate", str(bad))
+    assert code == 2
+    assert f"{bad}:3: field 'parent': parent 'T9' does not exist" in err
+    code, _, err = run("inventory", "import", str(bad))
+    assert code == 2 and "parent 'T9' does not exist" in err
+    code, out, _ = run("inventory", "export")
+    assert code == 0 and out.strip().count("\n") == 0  # header only: nothing was stored
+
+
+def test_import_replay_report(env: Path) -> None:
+    code, out, _ = run("inventory", "import", str(SMALL))
+    assert code == 0 and "13 added" in out
+    code, out, _ = run("inventory", "import", str(SMALL))
+    assert code == 0 and "0 added, 0 changed, 0 removed" in out
+    events = env / "oct.jsonl"
+    lines = [
+        {"type": "state", "at": "2026-10-03T08:00:00", "node": "CPE-0002", "state": "down"},
+        {"type": "state", "at": "2026-10-03T10:00:00", "node": "CPE-0002", "state": "up"},
+    ]
+    events.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    code, out, _ = run("replay", str(events))
+    assert code == 0 and "2 stored" in out
+    code, out, _ = run("replay", str(events))
+    assert code == 0 and "0 stored, 2 already known" in out
+    code, out, _ = run("report", "2026-10", "--as-of", "2026-11-01T00:00:00+08:00")
+    body = json.loads(out)
+    # Times without an offset are read in Asia/Shanghai: 08:00 local is 00:00Z.
+    assert [i["id"] for i in body["incidents"]] == ["CPE-0002@2026-10-03T00:00:00Z"]
+    assert body["version"] == 1
+    code, out, _ = run("report", "2026-10", "--format", "csv", "--as-of", "2026-11-01T00:00:00+08:00")
+    assert code == 0 and out.startswith("id,level,scope")
+
+
+def test_bad_events_name_line_and_field_and_store_nothing(env: Path) -> None:
+    assert run("inventory", "import", str(SMALL))[0] == 0
+    events = env / "bad.jsonl"
+    events.write_text(
+        '{"type":"state","at":"2026-10-03T08:00:00Z","node":"CPE-0002","state":"down"}\n'
+        '{"type":"state","at":"2026-10-03T09:00:00Z","node":"CPE-0002","state":"sideways"}\n'
+    )
+    code, _, err = run("replay", str(events))
+    assert code == 2
+    assert f"{events}:2: field 'state': expected 'down', 'up' or 'unknown', got 'sideways'" in err
+    events.write_text('{"type":"state","at":"2026-10-03T08:00:00Z","node":"CAM-9","state":"down"}\n')
+    code, _, err = run("replay", str(events))
+    assert code == 2 and f"{events}:1: field 'node': node 'CAM-9' is not in the inventory" in err
+    events.write_text(
+        '{"type":"state","at":"2026-10-03T09:00:00Z","node":"CPE-0002","state":"down"}\n'
+        '{"type":"state","at":"2026-10-03T08:00:00Z","node":"CPE-0002","state":"up"}\n'
+    )
+    code, _, err = run("replay", str(events))
+    assert code == 2 and f"{events}:2: field 'at': events must be in time order" in err
+    code, out, _ = run("report", "2026-10", "--as-of", "2026-11-01T00:00:00Z")
+    assert json.loads(out)["incidents"] == []
+
+
+def test_bad_month_and_format(env: Path) -> None:
+    code, _, err = run("report", "2026-13")
+    assert code == 2 and "month '2026-13' is not YYYY-MM" in err
+    code, _, err = run("report", "2026-10", "--format", "pdf")
+    assert code == 2 and "--format 'pdf' is not json, csv or html" in err
