@@ -122,11 +122,24 @@ class Policy:
             raise PolicyError(
                 f"must name exactly the items {', '.join(_default_item_points())}", field="item_points"
             )
+        for item, pts in self.item_points.items():
+            if pts is not None and pts < 0:
+                raise PolicyError("must not be negative", field=f"item_points.{item}")
         if not 0 <= self.claim_hour <= 23:
             raise PolicyError("must be an hour 0-23", field="claim_hour")
+        if self.claim_grace_s < 0:
+            raise PolicyError("must not be negative", field="claim_grace_s")
+        if self.claim_points < 0:
+            raise PolicyError("must not be negative", field="claim_points")
+        for name in ("restore_in_county_s", "restore_out_county_s"):
+            if getattr(self, name) <= 0:
+                raise PolicyError("must be a positive number of seconds", field=name)
         scores = [b.min_score for b in self.share_bands]
-        if not scores or scores != sorted(scores, reverse=True) or scores[-1] != 0:
+        if not scores or any(a <= b for a, b in zip(scores, scores[1:])) or scores[-1] != 0:
             raise PolicyError("bands must go down in min_score and end at 0", field="share_bands")
+        shares = [b.share for b in self.share_bands]
+        if not all(Decimal(0) <= x <= Decimal(1) for x in shares) or shares != sorted(shares, reverse=True):
+            raise PolicyError("shares must be fractions 0..1 that do not rise as the score falls", field="share_bands")
         if isinstance(self.base, str):
             if self.base != "tariff":
                 raise PolicyError("must be 'tariff' or a fixed amount", field="base")
@@ -177,9 +190,12 @@ def _dec(value: object, fname: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise PolicyError(f"expected a number, got {value!r}", field=fname)
     try:
-        return Decimal(str(value))
+        out = Decimal(str(value))
     except ArithmeticError:
         raise PolicyError(f"expected a number, got {value!r}", field=fname) from None
+    if not out.is_finite():
+        raise PolicyError(f"expected a finite number, got {value!r}", field=fname)
+    return out
 
 
 def _int(value: object, fname: str) -> int:
@@ -281,4 +297,4 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"not YAML ({getattr(exc, 'problem', exc)})", where=where) from None
     except OSError as exc:
         raise PolicyError(f"cannot read ({exc.strerror})", where=str(path)) from None
-    return policy_from_mapping(data or {}, where=str(path))
+    return policy_from_mapping({} if data is None else data, where=str(path))

@@ -169,13 +169,11 @@ class Service:
             if isinstance(event, StateEvent):
                 node_state[event.node] = event.state
             to_store.append(event)
-        inserted = await self.repo.append_events(to_store, source)
+        def audit(event: Event) -> tuple[str, str, str | None] | None:
+            return (actor, event.type, _subject(event)) if event.type in ACCOUNTING_TYPES else None
+
+        inserted = await self.repo.append_events(to_store, source, audit=audit)
         await self.repo.save_poll_runs(confirmer.runs)
-        for event in inserted:
-            if event.type in ACCOUNTING_TYPES:
-                await self.repo.append_audit(
-                    actor=actor, action=event.type, subject=_subject(event), detail=event.to_json()
-                )
         if inserted:
             await self.rebuild()
         log.info(

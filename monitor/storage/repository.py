@@ -267,10 +267,18 @@ class Repository:
 
     # ----------------------------------------------------------------------------------- events
 
-    async def append_events(self, events: Iterable[Event], source: str) -> list[Event]:
+    async def append_events(
+        self,
+        events: Iterable[Event],
+        source: str,
+        *,
+        audit: Callable[[Event], tuple[str, str, str | None] | None] | None = None,
+    ) -> list[Event]:
         """Store the events whose id is not stored yet, in the given order; return those, in that order.
 
         ``source`` says where they came from (``replay:file.jsonl:12``, ``api:token-name``, ``collector``).
+        ``audit`` maps a newly stored event to an audit entry ``(actor, action, subject)`` (None: no entry);
+        the entries are written in the same transaction as the events, so neither is ever stored alone.
         """
         unique: dict[str, Event] = {}
         for ev in events:
@@ -301,7 +309,18 @@ class Repository:
                     .returning(_events.c.id)
                 )
                 inserted.update((await conn.execute(stmt)).scalars())
-        return [ev for eid, ev in unique.items() if eid in inserted]
+            new = [ev for eid, ev in unique.items() if eid in inserted]
+            entries = []
+            for ev in new:
+                entry = audit(ev) if audit is not None else None
+                if entry is not None:
+                    actor, action, subject = entry
+                    entries.append(
+                        {"at": now, "actor": actor, "action": action, "subject": subject, "detail": ev.to_json()}
+                    )
+            for chunk in _chunks(entries):
+                await conn.execute(insert(_audit).values(list(chunk)))
+        return new
 
     async def load_events(self, until_known: datetime | None = None) -> list[Event]:
         """Stored events in processing order ``(known, seq)``; with ``until_known``, only those known at or

@@ -45,6 +45,7 @@ def test_every_command_explains_itself() -> None:
         ["demo"],
         ["serve"],
         ["sample-events"],
+        ["evidence", "add"],
     ):
         code, out, _ = run(*args, "--help")
         assert code == 0, args
@@ -115,3 +116,14 @@ def test_bad_month_and_format(env: Path) -> None:
     assert code == 2 and "month '2026-13' is not YYYY-MM" in err
     code, _, err = run("report", "2026-10", "--format", "pdf")
     assert code == 2 and "--format 'pdf' is not json, csv or html" in err
+
+
+def test_evidence_is_kept_by_content_hash(env: Path) -> None:
+    photo = env / "cut.jpg"
+    photo.write_bytes(b"\xff\xd8 a photo of a cut fibre")
+    code, out, _ = run("evidence", "add", str(photo), "--by", "crew-3")
+    import hashlib
+
+    assert code == 0 and out.strip() == "sha256:" + hashlib.sha256(photo.read_bytes()).hexdigest()
+    code, _, err = run("evidence", "add", str(env / "missing.jpg"), "--by", "crew-3")
+    assert code == 2 and "missing.jpg: cannot read" in err

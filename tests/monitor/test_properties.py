@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from monitor.assessment import US, assess, channel_seconds
 from monitor.contracts import default_contract
-from monitor.engine import ChannelState, Engine, History
+from monitor.engine import ChannelState, Engine, History, state_at
 from monitor.events import Event, ExclusionStatus, FINDING_ITEMS, NodeState
 from monitor.inventory import Inventory
 from monitor.policy import DEFAULT_POLICY
@@ -219,3 +219,35 @@ def test_strategies_cover_the_interesting_cases() -> None:
     ])
     h = replay(inv, events, OCT.end)
     assert len(h.incidents) == 1 and outcome(inv, h).seconds.offline == 0
+
+
+@given(networks(), st.data())
+@SETTINGS
+def test_without_backdating_channel_state_is_the_topmost_not_up_node(inv: Inventory, data: st.DataObject) -> None:
+    """An oracle: node states from the last state event at or before each slot (the later in the stream wins),
+    then each channel by the topmost node on its path that is not up; inactive outside its interval."""
+    nodes = list(inv)
+    raw = data.draw(
+        st.lists(
+            st.tuples(st.integers(0, SLOTS), st.sampled_from(nodes), st.sampled_from(list(NodeState))), max_size=30
+        )
+    )
+    events = ordered([state(n, at(s), x) for s, n, x in raw])
+    h = replay(inv, events, at(SLOTS + 1))
+    for slot in range(SLOTS + 2):
+        now = at(slot)
+        node_state = {n: NodeState.UP for n in nodes}
+        for e in events:
+            if e.at <= now:
+                node_state[e.node] = e.state  # type: ignore[union-attr]
+        for ch in inv.channels:
+            node = inv[ch.node]
+            if not node.active_at(now):
+                want = ChannelState.INACTIVE
+            else:
+                top = next((node_state[n] for n in inv.path(ch.node) if node_state[n] is not NodeState.UP), None)
+                want = {None: ChannelState.ONLINE, NodeState.DOWN: ChannelState.OFFLINE}.get(
+                    top, ChannelState.UNKNOWN
+                )
+            got = state_at(h.transitions[ch.position], h.initial[ch.position], now)[0]
+            assert got is want, (ch.label, now)
