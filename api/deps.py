@@ -18,10 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
 from monitor.contracts import Contract
+from monitor.roles import ADMIN, ROLES
 from monitor.service import Service
-
-ROLES = ("viewer", "collector", "operator", "assessor", "admin")
-ADMIN = "admin"
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: `slawatch token create --role ROLE`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

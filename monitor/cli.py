@@ -18,6 +18,7 @@ import typer
 from monitor.errors import SlawatchError
 from monitor.events import parse_time, read_jsonl
 from monitor.logs import setup_logging
+from monitor.roles import ROLES
 from monitor.settings import Settings
 
 T = TypeVar("T")
@@ -38,7 +39,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(contract_app, name="contract")
 
-ROLES = ("viewer", "collector", "operator", "assessor", "admin")
 
 
 def _fail(message: str) -> typer.Exit:
