@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from collectors.lab.cli import lab_app
 from monitor.errors import SlawatchError
 from monitor.events import parse_time, read_jsonl
 from monitor.logs import setup_logging
@@ -38,7 +39,12 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(contract_app, name="contract")
-
+app.add_typer(
+    lab_app,
+    name="lab",
+    help="The lab: a simulated network on loopback whose devices answer real ICMP and "
+    "SNMP, and break on command (needs root).",
+)
 
 
 def _fail(message: str) -> typer.Exit:

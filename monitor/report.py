@@ -323,9 +323,10 @@ h2 { font-size: 12pt; margin: 6mm 0 2mm 0; border-bottom: 1px solid #000; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #666; padding: 1mm 1.5mm; vertical-align: top; text-align: left; }
 th { background: #eee; font-weight: 600; }
-td.n, th.n { text-align: right; white-space: nowrap; }
+td.n, th.n { text-align: right; }
+td.n { white-space: nowrap; }
 table.meta th { width: 32%; }
-table.incidents { font-size: 8pt; }
+table.incidents { font-size: 7pt; }
 table.incidents td.id { word-break: break-all; }
 .zh { color: #333; }
 .hash { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 8pt; word-break: break-all; }
@@ -430,6 +431,10 @@ def _head(cells: Sequence[str], numeric: Sequence[int] = ()) -> str:
         for i, c in enumerate(cells)
     )
     return f"<thead><tr>{ths}</tr></thead>"
+
+
+#: Single faults are listed on the printed page while there are at most this many.
+FAULTS_LISTED = 40
 
 
 def _incident_html(inc: Mapping[str, Any]) -> str:
@@ -593,9 +598,23 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
     )
     add("</tbody></table>")
 
-    # incidents
-    add(f"<h2>{_bi('Incidents', '事件')} ({len(data['incidents'])})</h2>")
-    if data["incidents"]:
+    # incidents: every graded one in full; single faults (below level 3) listed only while the page stays
+    # printable. They score nothing, and every one of them is in the JSON and the CSV.
+    graded = [i for i in data["incidents"] if i["level"] in (1, 2, 3)]
+    faults = [i for i in data["incidents"] if i["level"] not in (1, 2, 3)]
+    listed = graded + faults if len(faults) <= FAULTS_LISTED else graded
+    add(f"<h2>{_bi('Incidents', '事件')} ({len(graded)} + {len(faults)} {_bi('faults', '单点故障')})</h2>")
+    if len(listed) < len(data["incidents"]):
+        add(
+            '<p class="muted">'
+            + _bi(
+                f"{len(faults)} single faults (fewer than the level-3 threshold of channels) are not listed here; "
+                "every incident is in the JSON and CSV forms of this report.",
+                f"{len(faults)} 起单点故障(掉线路数未达三级事件)未在此列出;全部事件见本报告的 JSON 与 CSV 版本。",
+            )
+            + "</p>"
+        )
+    if listed:
         add('<table class="incidents">')
         add(
             _head(
@@ -617,7 +636,7 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
             )
         )
         add("<tbody>")
-        for inc in data["incidents"]:
+        for inc in listed:
             add(_incident_html(inc))
         add("</tbody></table>")
         add(

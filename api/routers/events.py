@@ -17,10 +17,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from api.deps import ADMIN, Caller, PathContract, ServiceDep, require
+from api.deps import Caller, PathContract, ServiceDep, require
 from api.errors import ApiError
 from monitor.errors import EventError
 from monitor.events import Event, ExclusionEvent, ExclusionStatus, format_time, parse_event
+from monitor.roles import ADMIN
 from monitor.service import Service
 
 router = APIRouter(tags=["events"])

@@ -25,6 +25,7 @@ from collectors.lab.daemon import (
     force_cleanup,
     lab_dir,
     ours_only,
+    pid_alive,
     read_pid,
     remove_state_dir,
     request,
@@ -90,6 +91,8 @@ def _call(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         answer = request(directory, payload)
     except LabNotRunning:
+        if (directory / PID).exists():
+            _fail(f"the lab daemon of {directory} is gone; `slawatch lab down` cleans up what it left", 1)
         _fail(f"the lab is not up (no daemon in {directory}); start it with `slawatch lab up --inventory FILE`", 1)
     except OSError as exc:
         _fail(f"the lab daemon in {directory} does not answer ({exc}); `slawatch lab down` cleans up", 1)
@@ -122,8 +125,8 @@ def up(
     sentinel: Annotated[
         list[str] | None,
         typer.Option(
-            help="Address the collector pings to check its own uplink; `blind` silences it. Repeatable. "
-            f"Default {DEFAULT_SENTINEL}."
+            help="Address the collector pings to check its own view (monitor.live sentinels); `blind` drops "
+            f"pings to it. Repeatable. Default {DEFAULT_SENTINEL}."
         ),
     ] = None,
 ) -> None:
@@ -176,7 +179,7 @@ def up(
         try:
             status = request(directory, {"cmd": "status"}, timeout_s=10)
         except (LabNotRunning, OSError):
-            if starter.returncode != 0 or pid is None or not Path(f"/proc/{pid}").exists():
+            if starter.returncode != 0 or pid is None or not pid_alive(pid):
                 break
             time.sleep(0.05)
     if status is None or not status.get("ok"):
@@ -205,7 +208,7 @@ def down() -> None:
     try:
         request(directory, {"cmd": "down"}, timeout_s=30)
         deadline = time.monotonic() + 30
-        while pid and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        while pid and pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         stopped = True
     except (LabNotRunning, OSError):
@@ -236,14 +239,16 @@ def status(
         typer.echo(f"  {a['node']:<16} {a['endpoint']:<24} {state:<18} uplink ifIndex {a['uplink_if']} {oper}")
     for node, error in s["agent_errors"].items():
         typer.echo(f"  {node:<16} not running: {error}")
-    typer.echo(f"faults: {len(s['faults'])}, {len(s['silenced'])} addresses silent")
+    blinded = f"; blind: pings to {', '.join(s['blinded'])} dropped" if s["blinded"] else ""
+    typer.echo(f"faults: {len(s['faults'])}, {len(s['silenced'])} addresses silent{blinded}")
     for f in s["faults"]:
         what = f["scenario"] or f["kind"]
         extra = []
         if f["period_s"]:
             extra.append(f"every {format_duration(f['period_s'])}, now {'down' if f['down'] else 'up'}")
         extra.append("until healed" if f["heals_in_s"] is None else f"heals in {format_duration(f['heals_in_s'])}")
-        typer.echo(f"  {f['node']:<16} {what:<10} {f['addresses']:>5} addresses  {', '.join(extra)}")
+        count = f"{f['addresses']} address{'es' if f['addresses'] != 1 else ''}"
+        typer.echo(f"  {f['node']:<16} {what:<10} {count:>15}  {', '.join(extra)}")
 
 
 @lab_app.command()
@@ -300,13 +305,16 @@ def reboot(cpe: CpeArg) -> None:
 
 @lab_app.command()
 def blind(for_: ForOpt = None) -> None:
-    """Blind the collector: silence its sentinel address(es) (see `up --sentinel`), as if its own uplink died."""
+    """Blind the collector: drop pings to its sentinel address(es) (`up --sentinel`), as if its own view broke.
+
+    Only ICMP echo requests are dropped, so other local services on a sentinel such as 127.0.0.1 keep working.
+    """
     _done(_call({"cmd": "blind", "for_s": _duration(for_, "--for")}))
 
 
 @lab_app.command()
 def unblind() -> None:
-    """Let the sentinel address(es) answer again."""
+    """Let the sentinel address(es) answer pings again."""
     _done(_call({"cmd": "unblind"}))
 
 

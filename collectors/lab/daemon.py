@@ -59,7 +59,10 @@ __all__ = [
     "LabNotRunning",
     "force_cleanup",
     "lab_dir",
+    "ours_only",
+    "pid_alive",
     "read_pid",
+    "remove_state_dir",
     "request",
 ]
 
@@ -135,7 +138,7 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -164,7 +167,7 @@ def _kill_group(pid: int, timeout_s: float = 5.0) -> None:
             os.kill(pid, sig)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return
             time.sleep(0.02)
 
@@ -189,7 +192,7 @@ def force_cleanup(directory: Path, table: str = DEFAULT_TABLE) -> list[str]:
     if pid:
         pids.append(pid)
     for p in dict.fromkeys(p for p in pids if p > 1):
-        if _alive(p) and marker in _cmdline(p):
+        if pid_alive(p) and marker in _cmdline(p):
             _kill_group(p)
             done.append(f"killed pid {p}")
     with contextlib.suppress(OSError, ValueError, TypeError):
@@ -317,7 +320,8 @@ class LabDaemon:
         self.agents: dict[str, Any] = {}
         self.agent_errors: dict[str, str] = {}
         self.faults: dict[str, Fault] = {}
-        self.applied: set[str] = set()
+        self.applied: set[str] = set()  # in nft set failed
+        self.blinded: set[str] = set()  # in nft set blind
         self.stopping = False
         self.started = time.time()
 
@@ -472,7 +476,8 @@ class LabDaemon:
         until = self._for(req)
         self._add(Fault(node, kind, addresses, until=until, **extra))
         when = "" if until is None else f" for {req['for_s']:g}s"
-        return {"message": f"{node}: {len(addresses)} addresses silent{when} ({kind})"}
+        count = f"{len(addresses)} address{'es' if len(addresses) != 1 else ''}"
+        return {"message": f"{node}: {count} silent{when} ({kind})"}
 
     def cmd_status(self, req: dict[str, Any]) -> dict[str, Any]:
         now = time.monotonic()
@@ -503,6 +508,7 @@ class LabDaemon:
             "agent_errors": self.agent_errors,
             "faults": [f.describe(now) for f in self.faults.values()],
             "silenced": sorted(self.applied),
+            "blinded": sorted(self.blinded),
         }
 
     def cmd_fail(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -560,7 +566,7 @@ class LabDaemon:
         if not self.sentinels:
             raise LabInputError("the lab has no sentinel address (lab up --sentinel ADDR)")
         self._add(Fault(BLIND, "blind", list(self.sentinels), until=self._for(req)))
-        return {"message": f"collector blind: sentinel {', '.join(self.sentinels)} silent"}
+        return {"message": f"collector blind: sentinel {', '.join(self.sentinels)} does not answer pings"}
 
     def cmd_unblind(self, req: dict[str, Any]) -> dict[str, Any]:
         if BLIND not in self.faults:
@@ -609,10 +615,11 @@ class LabDaemon:
                 self._apply()
 
     def _apply(self) -> None:
-        wanted = {a for f in self.faults.values() if f.down for a in f.addresses}
-        if wanted != self.applied:
-            self.nft.apply(wanted)
-            self.applied = wanted
+        failed = {a for f in self.faults.values() if f.down and f.key != BLIND for a in f.addresses}
+        blind = set(self.faults[BLIND].addresses) if BLIND in self.faults else set()
+        if (failed, blind) != (self.applied, self.blinded):
+            self.nft.apply(failed, blind)
+            self.applied, self.blinded = failed, blind
 
     def run(self) -> int:
         def stop(signum: int, frame: object) -> None:

@@ -1,10 +1,11 @@
 """The lab's packet drops: one nftables table (``inet slawatch_lab`` by default), driven with ``nft``.
 
-The table has two sets, ``failed`` (IPv4) and ``failed6`` (IPv6), and an input chain that silently drops
-ICMP echo requests and UDP arriving on ``lo`` for their elements (the text is :func:`~collectors.lab.network.
-nft_ruleset`). Loopback answers pings for all of 127.0.0.0/8 by itself, so a "dead" device is just a set
-element: pings and SNMP GETs to it time out. :meth:`NftFaults.apply` replaces the elements in one ``nft -f``
-transaction (flush + add), so a poll never sees a half-applied change. Only loopback addresses are accepted.
+Sets ``failed`` (IPv4) and ``failed6`` (IPv6): an input chain silently drops ICMP echo requests and UDP
+arriving on ``lo`` for their elements. Sets ``blind``/``blind6`` (the collector's sentinels): echo requests
+only. The text is :func:`~collectors.lab.network.nft_ruleset`. Loopback answers pings for all of 127.0.0.0/8
+by itself, so a "dead" device is just a set element: pings and SNMP GETs to it time out.
+:meth:`NftFaults.apply` replaces the elements in one ``nft -f`` transaction (flush + add), so a poll never
+sees a half-applied change. Only loopback addresses are accepted.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ class NftError(RuntimeError):
 
 
 def nft_path() -> str | None:
-    for candidate in (shutil.which("nft"), "/usr/sbin/nft", "/sbin/nft"):
-        if candidate and shutil.which(candidate):
-            return candidate
-    return None
+    """Absolute path of ``nft`` (PATH, then /usr/sbin and /sbin), or None when nftables is not installed."""
+    return shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
 
 
 class NftFaults:
@@ -44,28 +43,28 @@ class NftFaults:
 
     def _run(self, *args: str, script: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [self._nft, *args] if script is None else [self._nft, "-f", "-"]
-        proc = subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
-        return proc
+        return subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
 
     def _check(self, proc: subprocess.CompletedProcess[str], what: str) -> None:
         if proc.returncode != 0:
             raise NftError(f"nft {what} failed: {proc.stderr.strip() or proc.stdout.strip()}")
 
-    def create(self, addresses: Iterable[str] = ()) -> None:
-        """Create (or re-create from scratch) the table with ``addresses`` silenced."""
-        self._check(self._run(script=nft_ruleset(self.table, addresses)), f"create table inet {self.table}")
+    def create(self, failed: Iterable[str] = (), blind: Iterable[str] = ()) -> None:
+        """Create (or re-create from scratch) the table with ``failed`` and ``blind`` silenced."""
+        self._check(self._run(script=nft_ruleset(self.table, failed, blind)), f"create table inet {self.table}")
 
-    def apply(self, addresses: Iterable[str]) -> None:
-        """Silence exactly ``addresses`` from now on (atomically: one transaction)."""
-        self._check(self._run(script=nft_set_script(self.table, addresses)), f"update table inet {self.table}")
+    def apply(self, failed: Iterable[str], blind: Iterable[str] = ()) -> None:
+        """Silence exactly these from now on (atomically: one transaction); ``blind`` drops pings only."""
+        script = nft_set_script(self.table, failed, blind)
+        self._check(self._run(script=script), f"update table inet {self.table}")
 
     def exists(self) -> bool:
         return self._run("list", "table", "inet", self.table).returncode == 0
 
-    def elements(self) -> set[str]:
-        """The addresses silenced now, read back from the kernel."""
+    def elements(self, kind: str = "failed") -> set[str]:
+        """The addresses in sets ``kind`` and ``kind6`` (``failed`` or ``blind``), read back from the kernel."""
         out: set[str] = set()
-        for name in ("failed", "failed6"):
+        for name in (kind, f"{kind}6"):
             proc = self._run("-j", "list", "set", "inet", self.table, name)
             self._check(proc, f"list set {name}")
             for item in json.loads(proc.stdout).get("nftables", []):

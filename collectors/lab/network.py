@@ -37,8 +37,9 @@ __all__ = [
 ]
 
 DEFAULT_TABLE = "slawatch_lab"
-#: The address a collector pings to tell "my own uplink is down" from "the network is down"; ``blind`` drops it.
-DEFAULT_SENTINEL = "127.0.0.2"
+#: The address a collector pings to tell "my own view is broken" from "the network is down"; ``blind`` drops
+#: pings to it. The same as the live collector's default (``monitor.live.LiveSettings.sentinels``).
+DEFAULT_SENTINEL = "127.0.0.1"
 _TABLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -132,41 +133,51 @@ def _split_families(addresses: Iterable[str]) -> tuple[list[str], list[str]]:
     return sorted(v4, key=key), sorted(v6, key=key)
 
 
-def nft_ruleset(table: str = DEFAULT_TABLE, addresses: Iterable[str] = ()) -> str:
-    """The lab table, (re)created from scratch in one transaction, with ``addresses`` silenced.
+def _elements(addresses: list[str]) -> str:
+    return f" elements = {{ {', '.join(addresses)} }};" if addresses else ""
 
-    Echo requests and UDP (SNMP) arriving on ``lo`` for an address in set ``failed`` (IPv4) or ``failed6``
-    (IPv6) are dropped without an answer, so pings and SNMP GETs time out as for a dead device.
+
+def nft_ruleset(table: str = DEFAULT_TABLE, failed: Iterable[str] = (), blind: Iterable[str] = ()) -> str:
+    """The lab table, (re)created from scratch in one transaction, with ``failed`` and ``blind`` silenced.
+
+    Sets ``failed``/``failed6``: echo requests *and* UDP (SNMP) arriving on ``lo`` for them are dropped without
+    an answer, so pings and SNMP GETs time out as for a dead device. Sets ``blind``/``blind6`` (the collector's
+    sentinels): echo requests only, so a sentinel such as 127.0.0.1 stops answering pings while local UDP
+    services on it keep working.
     """
     check_table_name(table)
-    v4, v6 = _split_families(addresses)
-    e4 = f" elements = {{ {', '.join(v4)} }};" if v4 else ""
-    e6 = f" elements = {{ {', '.join(v6)} }};" if v6 else ""
+    f4, f6 = _split_families(failed)
+    b4, b6 = _split_families(blind)
     return f"""table inet {table} {{}}
 delete table inet {table}
 table inet {table} {{
-  set failed {{ type ipv4_addr;{e4} }}
-  set failed6 {{ type ipv6_addr;{e6} }}
+  set failed {{ type ipv4_addr;{_elements(f4)} }}
+  set failed6 {{ type ipv6_addr;{_elements(f6)} }}
+  set blind {{ type ipv4_addr;{_elements(b4)} }}
+  set blind6 {{ type ipv6_addr;{_elements(b6)} }}
   chain input {{
     type filter hook input priority -10; policy accept;
     iifname "lo" ip daddr @failed icmp type echo-request drop
     iifname "lo" ip daddr @failed meta l4proto udp drop
     iifname "lo" ip6 daddr @failed6 icmpv6 type echo-request drop
     iifname "lo" ip6 daddr @failed6 meta l4proto udp drop
+    iifname "lo" ip daddr @blind icmp type echo-request drop
+    iifname "lo" ip6 daddr @blind6 icmpv6 type echo-request drop
   }}
 }}
 """
 
 
-def nft_set_script(table: str, addresses: Iterable[str]) -> str:
-    """Replace the silenced addresses with exactly ``addresses``, as one atomic ``nft -f`` transaction."""
+def nft_set_script(table: str, failed: Iterable[str], blind: Iterable[str] = ()) -> str:
+    """Replace the silenced addresses with exactly these, as one atomic ``nft -f`` transaction."""
     check_table_name(table)
-    v4, v6 = _split_families(addresses)
-    lines = [f"flush set inet {table} failed", f"flush set inet {table} failed6"]
-    if v4:
-        lines.append(f"add element inet {table} failed {{ {', '.join(v4)} }}")
-    if v6:
-        lines.append(f"add element inet {table} failed6 {{ {', '.join(v6)} }}")
+    lines = []
+    for name, addresses in (("failed", failed), ("blind", blind)):
+        v4, v6 = _split_families(addresses)
+        for set_name, elements in ((name, v4), (f"{name}6", v6)):
+            lines.append(f"flush set inet {table} {set_name}")
+            if elements:
+                lines.append(f"add element inet {table} {set_name} {{ {', '.join(elements)} }}")
     return "\n".join(lines) + "\n"
 
 

@@ -310,7 +310,7 @@ class Repository:
                 )
                 inserted.update((await conn.execute(stmt)).scalars())
             new = [ev for eid, ev in unique.items() if eid in inserted]
-            entries = []
+            entries: list[dict[str, object]] = []
             for ev in new:
                 entry = audit(ev) if audit is not None else None
                 if entry is not None:
@@ -318,8 +318,8 @@ class Repository:
                     entries.append(
                         {"at": now, "actor": actor, "action": action, "subject": subject, "detail": ev.to_json()}
                     )
-            for chunk in _chunks(entries):
-                await conn.execute(insert(_audit).values(list(chunk)))
+            for batch in _chunks(entries):
+                await conn.execute(insert(_audit).values(list(batch)))
         return new
 
     async def load_events(self, until_known: datetime | None = None) -> list[Event]:
