@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -135,7 +136,7 @@ class Policy:
             if getattr(self, name) <= 0:
                 raise PolicyError("must be a positive number of seconds", field=name)
         scores = [b.min_score for b in self.share_bands]
-        if not scores or any(a <= b for a, b in zip(scores, scores[1:])) or scores[-1] != 0:
+        if not scores or any(a <= b for a, b in pairwise(scores)) or scores[-1] != 0:
             raise PolicyError("bands must go down in min_score and end at 0", field="share_bands")
         shares = [b.share for b in self.share_bands]
         if not all(Decimal(0) <= x <= Decimal(1) for x in shares) or shares != sorted(shares, reverse=True):

@@ -168,6 +168,8 @@ class Service:
                 event = change
             if isinstance(event, StateEvent):
                 node_state[event.node] = event.state
+                if event.state is NodeState.UNKNOWN:
+                    confirmer.interrupt(event.node)  # unknown needs fresh runs (SPEC §2), as in the engine
             to_store.append(event)
         def audit(event: Event) -> tuple[str, str, str | None] | None:
             return (actor, event.type, _subject(event)) if event.type in ACCOUNTING_TYPES else None

@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("since", TIME, nullable=False),
         sa.Column("last_poll", TIME, nullable=False),
         sa.PrimaryKeyConstraint("node", name="pk_poll_runs"),
-        sa.CheckConstraint("count >= 1", name=op.f("ck_poll_runs_count_positive")),
+        sa.CheckConstraint("count >= 0", name=op.f("ck_poll_runs_count_not_negative")),
     )
 
     op.create_table(

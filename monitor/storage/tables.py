@@ -156,7 +156,7 @@ class PollRunRow(Base):
     """The confirmer's current run of like poll results of a node (:class:`monitor.confirmation.PollRun`)."""
 
     __tablename__ = "poll_runs"
-    __table_args__ = (CheckConstraint("count >= 1", name="count_positive"),)
+    __table_args__ = (CheckConstraint("count >= 0", name="count_not_negative"),)
 
     node: Mapped[str] = mapped_column(String(64), primary_key=True)
     ok: Mapped[bool] = mapped_column(Boolean)
@@ -339,3 +339,16 @@ class EvidenceRow(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_at: Mapped[datetime]
     uploaded_by: Mapped[str] = mapped_column(Text)
+
+
+class HeartbeatRow(Base):
+    """The live collector's heartbeat (one row per collector ``name``): when it started, when it last
+    completed a cycle (``at``: everything up to then was observed), and whether it is running (``False``
+    after a clean stop). Written by :mod:`monitor.storage.heartbeats`; migration ``0002_heartbeats``."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime]
+    at: Mapped[datetime]
+    running: Mapped[bool] = mapped_column(Boolean)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from monitor.assessment import Assessment, IncidentScore, Month, assess
 from monitor.confirmation import ConfirmationSettings
@@ -23,6 +23,7 @@ from monitor.contracts import Contract, default_contract
 from monitor.engine import Engine, History
 from monitor.events import (
     AckEvent,
+    BaseEvent,
     Event,
     ExclusionEvent,
     ExclusionStatus,
@@ -166,21 +167,19 @@ def finding(item: str, at: datetime, points: float | str | int) -> FindingEvent:
     return FindingEvent(at=at, item=item, points=Decimal(str(points)))
 
 
-def ordered(events: Iterable[Event]) -> list[Event]:
+def ordered(events: Iterable[BaseEvent]) -> list[Event]:
     """Stable sort by known time (the order the engine wants)."""
-    return sorted(events, key=lambda e: e.known)
+    return cast(list[Event], sorted(events, key=lambda e: e.known))
 
 
 # ---------------------------------------------------------------------------------------- running
-def engine(
-    inv: Inventory, policy: Policy = DEFAULT_POLICY, confirmation: ConfirmationSettings | None = None
-) -> Engine:
+def engine(inv: Inventory, policy: Policy = DEFAULT_POLICY, confirmation: ConfirmationSettings | None = None) -> Engine:
     return Engine(inv, policy, confirmation=confirmation)
 
 
 def run(
     inv: Inventory,
-    events: Sequence[Event],
+    events: Sequence[BaseEvent],
     as_of: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
     confirmation: ConfirmationSettings | None = None,
@@ -201,7 +200,7 @@ NOV = month("2026-11")
 
 def assess_month(
     inv: Inventory,
-    events: Sequence[Event],
+    events: Sequence[BaseEvent],
     as_of: datetime | None = None,
     policy: Policy = DEFAULT_POLICY,
     key: str = "2026-10",

@@ -12,14 +12,15 @@ from fractions import Fraction
 
 import pytest
 
-from monitor.assessment import US, Month, Seconds, assess, monthly_base
+from monitor.assessment import US, Assessment, Month, Seconds, assess, monthly_base
 from monitor.contracts import Contract, default_contract
+from monitor.engine import Engine
+from monitor.events import BaseEvent
 from monitor.policy import DEFAULT_POLICY
 from tests.monitor.builders import (
-    H,
-    MIN,
     NOV,
     OCT,
+    H,
     ack,
     assess_month,
     down,
@@ -64,7 +65,6 @@ def test_month_boundaries_are_in_the_contract_time_zone() -> None:
 
 def test_an_incident_at_1630z_on_the_31st_belongs_to_november() -> None:
     # 2026-10-31T16:30Z is 2026-11-01 00:30 in Shanghai
-    ev = [down("CPE-1", t(15, day=31)), up("CPE-1", t(17, day=31)), down("CPE-1", t(16, 30, day=31))]
     ev = [down("CPE-1", t(16, 30, day=31)), up("CPE-1", t(17, 30, day=31))]
     oct_, nov = assess_month(ONE, ev), assess_month(ONE, ev, key="2026-11")
     assert oct_.incidents == () and [x.incident.id for x in nov.incidents] == ["CPE-1@2026-10-31T16:30:00Z"]
@@ -185,7 +185,7 @@ LEVELS = tree("T1/CPE-1:cam*20", "T2/CPE-2:cam*10", "T3/CPE-3:cam*6", "T4/CPE-4:
 L1, L2, L3, F = (f"CPE-{i}@2026-10-03T05:00:00Z" for i in (1, 2, 3, 4))
 
 
-def levels_month(*extra: object, as_of_day: int | None = None) -> object:
+def levels_month(*extra: BaseEvent, as_of_day: int | None = None) -> Assessment:
     ev = [
         # level 1 (20 channels): ack after 5.5 h, end after 9 h
         down("CPE-1", t(5)),
@@ -204,12 +204,12 @@ def levels_month(*extra: object, as_of_day: int | None = None) -> object:
         up("CPE-4", t(21, day=4)),
         *extra,
     ]
-    return assess_month(LEVELS, ev, as_of=None if as_of_day is None else t(0, day=as_of_day))  # type: ignore[arg-type]
+    return assess_month(LEVELS, ev, as_of=None if as_of_day is None else t(0, day=as_of_day))
 
 
 def test_response_and_recovery_deductions_per_level() -> None:
     a = levels_month()
-    l1, l2, l3, f = (score_of(a, i) for i in (L1, L2, L3, F))  # type: ignore[arg-type]
+    l1, l2, l3, f = (score_of(a, i) for i in (L1, L2, L3, F))
     assert [x.incident.level for x in (l1, l2, l3, f)] == [1, 2, 3, 0]
     # L1: response 5.5 h over 4 h, step 1 h: 1 + floor(1.5) = 2; recovery 9 h over 4 h, step 2 h: 1 + floor(2.5)
     # = 3; unexplained: 9 h over 8 h, step 4 h: 1 + floor(0.25) = 1
@@ -221,10 +221,10 @@ def test_response_and_recovery_deductions_per_level() -> None:
     # step 4 h: 1 + floor(1.25) = 2
     assert (l3.response_lost, l3.recovery_lost, l3.unexplained_lost) == (0, 4, 2)
     assert (f.response_lost, f.recovery_lost, f.unexplained_lost) == (0, 0, 0)
-    assert lost(a, "response") == 2 + 1 + 0  # type: ignore[arg-type]
-    assert lost(a, "recovery") == (3 + 1) + (3 + 2) + (4 + 2)  # type: ignore[arg-type]
+    assert lost(a, "response") == 2 + 1 + 0
+    assert lost(a, "recovery") == (3 + 1) + (3 + 2) + (4 + 2)
     # the fault was offline at 11:00 on the 4th (since 05:00Z on the 3rd), unacknowledged: 5 channels x 2
-    assert lost(a, "4e") == 5 * 2  # type: ignore[arg-type]
+    assert lost(a, "4e") == 5 * 2
 
 
 def test_exact_limit_is_no_overrun() -> None:
@@ -242,13 +242,13 @@ def test_exact_limit_is_no_overrun() -> None:
 def test_explanation_filed_by_as_of_prevents_the_unexplained_deduction() -> None:
     """Filed on the 5th at 01:00Z: an issue as of the 5th 00:00Z still deducts; one as of the 6th does not."""
     early = levels_month(explain(L3, t(1, day=5)), explain(L2, t(1, day=5)), as_of_day=5)
-    assert score_of(early, L3).unexplained_lost == 2  # type: ignore[arg-type]
+    assert score_of(early, L3).unexplained_lost == 2
     at_as_of = levels_month(explain(L3, t(0, day=5)), as_of_day=5)  # filed at the as-of time: counts
-    assert score_of(at_as_of, L3).unexplained_lost == 0  # type: ignore[arg-type]
+    assert score_of(at_as_of, L3).unexplained_lost == 0
     later = levels_month(explain(L3, t(1, day=5)), as_of_day=6)
-    assert score_of(later, L3).unexplained_lost == 0  # type: ignore[arg-type]
-    assert score_of(later, L3).recovery_lost == 4  # type: ignore[arg-type]  # the recovery item still counts
-    assert score_of(later, L2).unexplained_lost == 2  # type: ignore[arg-type]
+    assert score_of(later, L3).unexplained_lost == 0
+    assert score_of(later, L3).recovery_lost == 4  # the recovery item still counts
+    assert score_of(later, L2).unexplained_lost == 2
 
 
 def test_items_are_capped_per_incident_figures_are_not() -> None:
@@ -278,7 +278,7 @@ def test_maintenance_incident_inside_is_not_scored_outlasting_is_scored_from_its
     a = assess_month(inv, [maint("CPE-1", t(5), t(7)), down("CPE-1", t(5)), up("CPE-1", t(12))])
     x = score_of(a, i)
     assert not x.excluded and x.clock_start == t(7)
-    assert (x.response_s, x.recovery_s) == (5 * H, 5 * H)
+    assert (x.response_s, x.recovery_s) == (Fraction(5 * H), Fraction(5 * H))
     assert (x.response_lost, x.recovery_lost) == (2, 1)
     assert a.seconds.offline == s(20 * 5 * H) and a.seconds.excluded == s(20 * 2 * H)
 
@@ -299,9 +299,9 @@ def test_maintenance_not_covering_every_channel_does_not_move_the_clock() -> Non
 
 def test_approved_exclusion_is_not_scored() -> None:
     a = levels_month(exclude(L1, t(0, day=4)))
-    x = score_of(a, L1)  # type: ignore[arg-type]
+    x = score_of(a, L1)
     assert x.excluded and x.excluded_by == "exclusion" and x.response_lost == x.recovery_lost == 0
-    assert lost(a, "response") == 1  # type: ignore[arg-type]  # only L2's
+    assert lost(a, "response") == 1  # only L2's
 
 
 # ---------------------------------------------------------------------------------------- 11:00 claim rule
@@ -329,7 +329,7 @@ def test_approved_exclusion_is_not_scored() -> None:
         ("over two 11:00s", [down("CPE-1", t(1)), up("CPE-1", t(4, day=4))], 2),
     ],
 )
-def test_claim_rule(name: str, events: list, breaches: int) -> None:
+def test_claim_rule(name: str, events: list[BaseEvent], breaches: int) -> None:
     a = assess_month(ONE, events)
     assert len(a.claim_breaches) == breaches, name
     assert lost(a, "4e") == 2 * breaches
@@ -365,7 +365,7 @@ def test_findings_count_in_the_month_of_their_time_in_the_contract_zone() -> Non
     ]
     a = assess_month(ONE, ev)
     assert [f.points for f in a.findings] == [1, 2]
-    assert (lost(a, "4a"), lost(a, "4b"), lost(a, "5")) == (1, 2, 0)
+    assert [lost(a, "4a"), lost(a, "4b"), lost(a, "5")] == [Decimal(1), Decimal(2), Decimal(0)]
     assert [f.points for f in assess_month(ONE, ev, key="2026-11").findings] == [3]
 
 
@@ -451,4 +451,23 @@ def test_report_a_month_with_an_empty_history() -> None:
 
 def test_nov_month_constant() -> None:
     assert NOV.start == OCT.end and NOV.end - NOV.start == timedelta(days=30)
-    assert MIN == 60
+
+
+def test_exclusion_of_an_incident_started_last_month_takes_this_months_offline_time_off() -> None:
+    # down 2026-09-30T12:00Z (September in Shanghai), up 2026-10-01T12:00Z: 20 h in October (16:00Z on)
+    ev = [down("CPE-1", t(12, day=30, month=9)), up("CPE-1", t(12, day=1)), exclude("CPE-1", t(13, day=1))]
+    a = assess_month(ONE, ev)
+    assert a.incidents == () and a.seconds.offline == 0 and a.seconds.excluded == s(20 * H)
+    a = assess_month(ONE, ev[:2])
+    assert a.seconds.offline == s(20 * H)
+
+
+def test_a_contract_over_part_of_the_network() -> None:
+    inv = tree("T1/CPE-1:cam*2", "T2/CPE-2:cam", attrs={"CPE-1": {"monthly_fee": Decimal(113)}})
+    contract = Contract(id="c2", scopes=("T2",))
+    eng = Engine(inv, contract.policy, contract.channels(inv))
+    eng.replay([down("CPE-1", t(10)), down("CPE-2", t(10)), up("CPE-2", t(11)), up("CPE-1", t(11))])
+    a = assess(inv, contract, eng.snapshot(OCT.end), OCT)
+    assert [x.incident.id for x in a.incidents] == ["CPE-2@2026-10-03T10:00:00Z"]
+    assert a.seconds == Seconds(online=s(OCT_S - H), offline=s(H))
+    assert a.base == 100 and a.channels == 1

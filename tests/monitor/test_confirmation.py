@@ -6,11 +6,11 @@ import pytest
 
 from monitor.confirmation import ConfirmationSettings, Confirmer
 from monitor.engine import ChannelState
-from monitor.events import NodeState, StateEvent
-from tests.monitor.builders import MIN, ack, engine, pos, poll, polls, t, tree, unknown
+from monitor.events import NodeState, PollEvent, StateEvent
+from tests.monitor.builders import ack, engine, poll, polls, pos, t, tree, unknown
 
 
-def feed(c: Confirmer, events: list, current: NodeState = NodeState.UP) -> list[StateEvent | None]:
+def feed(c: Confirmer, events: list[PollEvent], current: NodeState = NodeState.UP) -> list[StateEvent | None]:
     out = []
     for e in events:
         r = c.observe(e, current)
@@ -134,4 +134,3 @@ def test_polls_of_a_node_outside_the_inventory_are_unmatched() -> None:
     eng = engine(tree("T1/CPE-1:cam"))
     eng.replay(polls("CPE-9", t(10), 3, ok=False))
     assert len(eng.unmatched) == 3 and eng.incidents == []
-    assert MIN == 60

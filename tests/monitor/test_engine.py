@@ -159,6 +159,15 @@ def test_conflicting_events_of_an_instant_the_later_stands() -> None:
     assert eng.state[0] is OFF and len(eng.incidents) == 1
 
 
+def test_an_identical_repeat_is_the_same_event_at_its_first_position() -> None:
+    """down, up, down in one instant: the second "down" is the first event again (storage keeps one copy, in
+    the order it first arrived), so the stream is down, up and the later, up, stands. Reading chosen so that a
+    replayed file and its stored copy give the same history."""
+    eng = engine(tree("T1/CPE-1:cam"))
+    eng.apply_instant(t(10), [down("CPE-1", t(10)), up("CPE-1", t(10)), down("CPE-1", t(10))])
+    assert eng.state[0] is ON and eng.incidents == []
+
+
 def test_identical_events_are_one_event() -> None:
     inv = tree("T1/CPE-1:cam")
     eng = engine(inv)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from fractions import Fraction
 
+from monitor.engine import History
 from monitor.events import ExclusionStatus
 from monitor.incidents import incident_id
 from tests.monitor.builders import (
-    H,
     MIN,
+    H,
     ack,
     assess_month,
     by_id,
@@ -18,8 +19,9 @@ from tests.monitor.builders import (
     exclude,
     explain,
     maint,
-    onsite,
     only,
+    onsite,
+    ordered,
     pos,
     run,
     score_of,
@@ -40,8 +42,8 @@ NET = tree(
 )
 
 
-def ids(h: object) -> list[str]:
-    return [i.id for i in h.incidents]  # type: ignore[attr-defined]
+def ids(h: History) -> list[str]:
+    return [i.id for i in h.incidents]
 
 
 # ---------------------------------------------------------------------------------------- ids
@@ -216,8 +218,8 @@ def test_ack_by_id_only_the_first_counts() -> None:
     ev = [down("CPE-1", t(10)), ack(i, t(10, 20), by="a"), ack(i, t(10, 10), by="b")]
     # (the second is dated earlier but known later: the first processed counts)
     eng = engine(NET)
-    eng.replay(ev[:2])
-    eng.apply_instant(t(10, 30), [ev[2]])
+    eng.replay(ordered(ev[:2]))
+    eng.apply_instant(t(10, 30), ordered(ev[2:]))
     inc = eng.incidents[0]
     assert (inc.ack, inc.ack_by) == (t(10, 20), "a")
 
@@ -314,8 +316,8 @@ def test_explanation_by_node_goes_to_the_latest_incident_started_at_or_before_it
         explain("CPE-1", t(9), "before anything"),
     ]
     eng = engine(NET)
-    eng.replay(ev[:-1])
-    eng.apply_instant(t(14), [ev[-1]])  # dated 09:00, known later: no incident had started by 09:00
+    eng.replay(ordered(ev[:-1]))
+    eng.apply_instant(t(14), ordered(ev[-1:]))  # dated 09:00, known later: no incident had started by 09:00
     h = eng.snapshot(t(15))
     i1, i2 = by_id(h, "CPE-1@2026-10-03T10:00:00Z"), by_id(h, "CPE-1@2026-10-03T12:00:00Z")
     assert [x for _, x in i1.explanations] == ["one"]

@@ -171,3 +171,23 @@ async def test_sample_month_replays(db: Database) -> None:
     )
     assert body["blind_channel_seconds"] > 0 and body["excluded_channel_seconds"] > 0
     assert total <= len(inventory.channels) * 31 * 86400
+
+
+async def test_unknown_needs_fresh_polls_across_ingests(service: Service) -> None:
+    """After `unknown`, a node needs `up_after` (2) new good polls, even when the run before it was good."""
+    before = [
+        {"type": "poll", "at": "2026-10-05T08:00:00+08:00", "node": "CPE-0001", "ok": True},
+        {"type": "state", "at": "2026-10-05T08:01:00+08:00", "node": "CPE-0001", "state": "unknown"},
+    ]
+    after = [
+        {"type": "poll", "at": "2026-10-05T08:30:00+08:00", "node": "CPE-0001", "ok": True},
+        {"type": "poll", "at": "2026-10-05T08:31:00+08:00", "node": "CPE-0001", "ok": True},
+    ]
+    await service.ingest(located(before), source="a")
+    first = await service.ingest(located(after[:1]), source="b")
+    assert first.confirmed == 0  # one good poll is not a run of two
+    second = await service.ingest(located(after[1:]), source="c")
+    assert second.confirmed == 1
+    body = (await service.report("2026-10", as_of=OCT.end, save=False)).body
+    # Up dated at the first poll of the fresh run (08:30): blind 08:01 -> 08:30 for CPE-0001's 2 cameras.
+    assert body["blind_channel_seconds"] == 2 * 29 * 60
