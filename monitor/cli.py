@@ -346,25 +346,36 @@ def sample_events(
 
 @app.command()
 def demo(
-    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="start the API afterwards")] = True,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="bring up the lab and watch it live (needs root)")
+    ] = True,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="keep running: the API (and live loop)")] = True,
 ) -> None:
-    """The newcomer's tour: the sample network, last month replayed, its report, then the API on 127.0.0.1.
+    """The newcomer's tour: the sample network, last month replayed and reported, then the live network.
 
-    Uses SQLite under SLAWATCH_DATA_DIR (default ./data). Safe to run again: identical events are one event.
+    Uses SQLite under SLAWATCH_DATA_DIR (default ./data). As root it brings up the lab (every sample address
+    answering ICMP on loopback, SNMP agents for a few CPEs) and runs the live service on it with 5 s polls
+    and the API on 127.0.0.1:8080; Ctrl-C stops both and takes the lab down. Without root, only the API.
+    Safe to run again: identical events are one event.
     """
+    import os
+    import subprocess
+
     from monitor.assessment import Month
     from monitor.events import parse_event
+    from monitor.inventory_io import dump_inventory
     from monitor.policy import DEFAULT_POLICY
     from monitor.sample import sample_inventory
     from monitor.sample_events import month_events
 
+    settings = Settings()
     now = datetime.now(UTC)
     local = now.astimezone(DEFAULT_POLICY.zone)
     prev = f"{local.year - (local.month == 1):04d}-{(local.month - 2) % 12 + 1:02d}"
     m = Month.parse(prev, DEFAULT_POLICY)
+    inventory = sample_inventory()
 
     async def main(service: Any) -> tuple[Any, str]:
-        inventory = sample_inventory()
         diff = await service.import_inventory(inventory)
         typer.echo(f"inventory: sample network, {len(inventory.channels)} channels ({diff.summary()})")
         days = round((m.end - m.start).total_seconds() / 86400)
@@ -373,7 +384,7 @@ def demo(
         result = await service.ingest(located, source="demo")
         typer.echo(f"events: {prev} replayed, {result.received} events, {result.stored} new")
         issued = await service.report(prev)
-        token = await service.repo.create_token(f"demo-{now:%Y%m%d%H%M%S}", "admin")
+        token = await service.repo.create_token(f"demo-{now:%Y%m%d%H%M%S%f}", "admin")
         return issued, token
 
     issued, token = _run(main)
@@ -384,12 +395,74 @@ def demo(
         f"L2 {levels[2]}, L3 {levels[3]}, faults {levels[0]}; score {a.score}, share paid {a.share_paid:.0%}, "
         f"amount {a.amount} of {a.base} CNY"
     )
-    settings = Settings()
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo(f"admin token: {token}")
-    typer.echo(f"try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/reports/monthly/{prev}?format=csv")
-    if serve_api:
+    typer.echo(f"  curl -H 'Authorization: Bearer {token}' '{base}/api/v1/reports/monthly/{prev}?format=csv'")
+    if not serve_api:
+        return
+    lab = live and os.geteuid() == 0
+    if live and not lab:
+        typer.echo("not root: no lab and no live polling (raw ICMP and nftables need root); serving the API only")
+    if not lab:
         serve()
+        return
+    sample_file = settings.data_dir / "sample-network.csv"
+    sample_file.write_text(dump_inventory(inventory, "csv", include_secrets=True), encoding="utf-8")
+    lab_cmd = [sys.executable, "-m", "collectors.lab.cli"]
+    up = subprocess.run([*lab_cmd, "up", "--inventory", str(sample_file)], check=False)
+    if up.returncode != 0:
+        raise _fail("the lab did not come up (see above); try `slawatch lab down` and run again")
+    typer.echo(
+        "live: the lab answers for every sample address; polling every 5 s. In another terminal:\n"
+        "  .venv/bin/slawatch status                      # counts by state, open incidents, unknown nodes\n"
+        "  .venv/bin/slawatch lab fail CPE-0042 --for 2m  # CPE power loss: one incident holding its cameras\n"
+        "  .venv/bin/slawatch lab scenario branch-cut     # a fibre branch: one incident, level by channels\n"
+        "  .venv/bin/slawatch lab blind --for 1m          # the collector's sentinel goes silent: unknown, not down"
+    )
+    try:
+        run(demo_profile=True, api=True)
+    finally:
+        subprocess.run([*lab_cmd, "down"], check=False)
+
+
+@app.command()
+def run(
+    demo_profile: Annotated[
+        bool, typer.Option("--demo", help="short intervals (5 s polls) for a demo or a lab")
+    ] = False,
+    api: Annotated[bool, typer.Option("--api/--no-api", help="serve the REST API in the same process")] = True,
+) -> None:
+    """Run slawatch live: collectors (ICMP to every polled node, SNMP to CPEs), engine, storage and API.
+
+    Intervals and limits come from SLAWATCH_* settings (SLAWATCH_ICMP_INTERVAL_S, SLAWATCH_SENTINELS, ...).
+    Stops cleanly on Ctrl-C or SIGTERM; the time it is not running is blind (unknown), never down.
+    """
+    from collectors.errors import CollectorError
+    from monitor.live import LiveSettings, run_live
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    profile = LiveSettings.demo() if demo_profile else None
+    try:
+        asyncio.run(run_live(settings, LiveSettings.from_settings(settings, profile), serve_api=api))
+    except (SlawatchError, CollectorError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def status(
+    limit: Annotated[int, typer.Option(help="at most this many lines per listing")] = 20,
+    stale_after: Annotated[float, typer.Option(help="seconds after which a silent collector counts as stopped")] = 30,
+) -> None:
+    """The live state of the network: nodes by state, open incidents by level, nodes unknown, the collector."""
+    from monitor.status import load_status, status_text
+
+    async def main(service: Any) -> str:
+        return status_text(await load_status(service, stale_after_s=stale_after), limit=limit)
+
+    typer.echo(_run(main))
 
 
 @app.command()

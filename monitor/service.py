@@ -48,6 +48,7 @@ from monitor.inventory_io import InventoryDiff
 from monitor.policy import DEFAULT_POLICY, Policy
 from monitor.report import render, report_json
 from monitor.storage.database import Database
+from monitor.storage.heartbeats import latest_states
 
 log = logging.getLogger("slawatch.service")
 
@@ -150,11 +151,7 @@ class Service:
         """Validate, confirm, store and project a batch of events (all or nothing)."""
         inventory = await self.inventory()
         check_events(located, inventory)
-        stored_events = await self.repo.load_events()
-        node_state: dict[str, NodeState] = {}
-        for e in stored_events:
-            if isinstance(e, StateEvent):
-                node_state[e.node] = e.state
+        node_state = {node: state for node, (state, _at) in (await latest_states(self.db)).items()}
         confirmer = Confirmer(self.confirmation)
         confirmer.restore(await self.repo.load_poll_runs())
         to_store: list[Event] = []
@@ -178,7 +175,8 @@ class Service:
         await self.repo.save_poll_runs(confirmer.runs)
         if inserted:
             await self.rebuild()
-        log.info(
+        log.log(
+            logging.INFO if inserted else logging.DEBUG,
             "ingested",
             extra={
                 "source": source,

@@ -24,6 +24,25 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(default=None, description="YAML policy for the default contract")
     down_after: int = Field(default=3, ge=1, description="consecutive failed polls before a node is down")
     up_after: int = Field(default=2, ge=1, description="consecutive good polls before a node is up")
+    # Live collection (monitor.live.LiveSettings.from_settings reads these names).
+    icmp_interval_s: float = Field(default=60.0, gt=0, description="seconds between ICMP polls of a node")
+    snmp_interval_s: float = Field(default=300.0, gt=0, description="seconds between SNMP polls of a CPE")
+    suspect_interval_s: float = Field(default=15.0, gt=0, description="re-poll interval while suspect or down")
+    icmp_count: int = Field(default=3, ge=1, description="echo requests per ICMP poll")
+    icmp_spacing_s: float = Field(default=0.2, ge=0, description="seconds between a poll's echo requests")
+    icmp_timeout_s: float = Field(default=1.0, gt=0, description="seconds to wait for each echo reply")
+    rate_pps: float = Field(default=2000.0, gt=0, description="global send rate limit, packets per second")
+    sentinels: list[str] = Field(
+        default=["127.0.0.1"], description="addresses whose total silence means the collector is blind"
+    )
+    blind_after: int = Field(default=3, ge=1, description="intervals without a result before a node is unknown")
+    tick_s: float = Field(default=1.0, gt=0, description="seconds between scheduler ticks")
+    snmp_timeout_s: float = Field(default=2.0, gt=0)
+    snmp_retries: int = Field(default=1, ge=0)
+    allowed_networks: list[str] = Field(
+        default=["127.0.0.0/8", "::1/128"],
+        description="the only networks probes may go to (the network rule: loopback unless told otherwise)",
+    )
     api_host: str = Field(default="127.0.0.1")
     api_port: int = Field(default=8080, gt=0, lt=65536)
     log_level: str = Field(default="INFO")

@@ -46,6 +46,12 @@ def test_every_command_explains_itself() -> None:
         ["serve"],
         ["sample-events"],
         ["evidence", "add"],
+        ["run"],
+        ["status"],
+        ["lab"],
+        ["lab", "up"],
+        ["lab", "fail"],
+        ["lab", "scenario"],
     ):
         code, out, _ = run(*args, "--help")
         assert code == 0, args

@@ -1,0 +1,102 @@
+"""The live collector's heartbeat, and the few reads the live loop and ``slawatch status`` need.
+
+Functions over a connected :class:`~monitor.storage.database.Database` (kept apart from the repository):
+
+* :func:`write_heartbeat` / :func:`read_heartbeat`: one row per collector name (``heartbeats`` table,
+  migration ``0002``): ``started_at``, ``at`` (the last completed cycle: everything before it was
+  observed) and ``running`` (``False`` after a clean stop). A restart dates its blind gap at ``at``.
+* :func:`latest_states`: each node's latest confirmed state from the stored ``state`` events (in processing
+  order), with the time it is dated at.
+* :func:`forget_poll_runs`: drop the confirmer's stored runs of some nodes, so that their next poll starts a
+  fresh run. ``Service.ingest`` interrupts the run of a node that goes unknown; the live service calls this
+  at start for every polled node, so that a node that was unknown already (no new event) does not continue
+  a run begun before the time the service was not running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from monitor.events import NodeState, parse_time
+from monitor.storage.database import WRITE_OPTION, Database, translate_errors
+from monitor.storage.tables import EventRow, HeartbeatRow, PollRunRow
+
+__all__ = ["Heartbeat", "forget_poll_runs", "latest_states", "read_heartbeat", "write_heartbeat"]
+
+_heartbeats = cast(Table, HeartbeatRow.__table__)
+_events = cast(Table, EventRow.__table__)
+_poll_runs = cast(Table, PollRunRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    name: str
+    started_at: datetime
+    at: datetime
+    running: bool
+
+
+async def write_heartbeat(
+    db: Database, *, at: datetime, started_at: datetime, running: bool = True, name: str = "live"
+) -> None:
+    """Insert or replace the heartbeat of collector ``name``."""
+    row = {"name": name, "started_at": started_at, "at": at, "running": running}
+    insert = pg_insert(_heartbeats) if db.dialect == "postgresql" else sqlite_insert(_heartbeats)
+    stmt = insert.values(row).on_conflict_do_update(
+        index_elements=["name"],
+        set_={c: getattr(insert.excluded, c) for c in ("started_at", "at", "running")},
+    )
+    with translate_errors("write the heartbeat", db.url):
+        async with db.engine.connect() as conn:
+            await conn.execution_options(**{WRITE_OPTION: True})
+            async with conn.begin():
+                await conn.execute(stmt)
+
+
+async def read_heartbeat(db: Database, name: str = "live") -> Heartbeat | None:
+    with translate_errors("read the heartbeat", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            row = (await conn.execute(select(_heartbeats).where(_heartbeats.c.name == name))).mappings().first()
+    if row is None:
+        return None
+    return Heartbeat(row["name"], row["started_at"], row["at"], bool(row["running"]))
+
+
+async def latest_states(db: Database) -> dict[str, tuple[NodeState, datetime]]:
+    """Each node's latest stored ``state`` event: (state, dated time), in processing order (known, seq)."""
+    stmt = (
+        select(_events.c.node, _events.c.payload)
+        .where(_events.c.type == "state")
+        .order_by(_events.c.known, _events.c.seq)
+    )
+    with translate_errors("load the latest node states", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(stmt)).all()
+    out: dict[str, tuple[NodeState, datetime]] = {}
+    for node, payload in rows:
+        data: dict[str, Any] = payload
+        out[node] = (NodeState(data["state"]), parse_time(data["at"], None, "at"))
+    return out
+
+
+async def forget_poll_runs(db: Database, nodes: Iterable[str]) -> int:
+    """Delete the stored confirmation runs of ``nodes``; returns how many were deleted."""
+    ids = sorted(set(nodes))
+    if not ids:
+        return 0
+    deleted = 0
+    with translate_errors("reset poll runs", db.url):
+        async with db.engine.connect() as conn:
+            await conn.execution_options(**{WRITE_OPTION: True})
+            async with conn.begin():
+                for i in range(0, len(ids), 500):
+                    result = await conn.execute(delete(_poll_runs).where(_poll_runs.c.node.in_(ids[i : i + 500])))
+                    deleted += result.rowcount or 0
+    return deleted
