@@ -82,6 +82,15 @@ class IssuedReport:
         return render(self.assessment, fmt, version=self.version, generated_at=self.generated_at)  # type: ignore[arg-type]
 
 
+@dataclass(slots=True)
+class _Projection:
+    """The engines behind the stored incident projection, and how many stored events they have applied."""
+
+    inventory: Inventory
+    engines: dict[str, Engine]
+    events: int
+
+
 def check_events(located: Sequence[tuple[str, Event]], inventory: Inventory) -> None:
     """Every node an event names must be in the inventory; errors name where and the field."""
     for where, event in located:
@@ -107,6 +116,7 @@ class Service:
         self.default_policy = default_policy
         self.confirmation = confirmation or ConfirmationSettings()
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._projection: _Projection | None = None
 
     # ------------------------------------------------------------------ inventory and contracts
     async def inventory(self) -> Inventory:
@@ -174,7 +184,7 @@ class Service:
         inserted = await self.repo.append_events(to_store, source, audit=audit)
         await self.repo.save_poll_runs(confirmer.runs)
         if inserted:
-            await self.rebuild()
+            await self._project(inserted)
         log.log(
             logging.INFO if inserted else logging.DEBUG,
             "ingested",
@@ -198,19 +208,51 @@ class Service:
         return engine.snapshot(as_of)
 
     async def rebuild(self) -> None:
-        """Rebuild every contract's incident projection from the stored events."""
+        """Rebuild every contract's incident projection from all the stored events."""
         inventory = await self.inventory()
-        now = self.clock()
+        contracts = await self.contracts()
         events = await self.repo.load_events()
-        as_of = max(now, events[-1].known) if events else now
-        for contract in await self.contracts():
-            engine = Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
+        engines = {
+            c.id: Engine(inventory, c.policy, c.channels(inventory), self.confirmation) for c in contracts
+        }
+        for engine in engines.values():
             engine.replay(events)
+        self._projection = _Projection(inventory, engines, len(events))
+        await self._store_projection(events[-1].known if events else None)
+
+    async def _project(self, inserted: Sequence[Event]) -> None:
+        """Apply newly stored events to the in-memory engines; rebuild whole when that would not be the same.
+
+        Incremental only when this process has seen every stored event (another writer changes the count)
+        and the new events are all known after what the engines have applied (an earlier one would have to be
+        replayed in its place).
+        """
+        p = self._projection
+        ordered = sorted(inserted, key=lambda e: e.known)  # stable: ties keep storage order, as a rebuild does
+        if (
+            p is None
+            or await self.repo.count_events() != p.events + len(ordered)
+            or any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values())
+        ):
+            await self.rebuild()
+            return
+        for engine in p.engines.values():
+            engine.replay(ordered)
+        p.events += len(ordered)
+        await self._store_projection(ordered[-1].known)
+
+    async def _store_projection(self, last_known: datetime | None) -> None:
+        p = self._projection
+        assert p is not None
+        now = self.clock()
+        as_of = max(now, last_known) if last_known is not None else now
+        inventory = p.inventory
+        for contract_id, engine in p.engines.items():
             history = engine.snapshot(as_of)
             await self.repo.replace_incidents(
-                contract.id,
+                contract_id,
                 list(history.incidents),
-                lambda p: (inventory.channels[p].label, inventory.channels[p].node),
+                lambda pos: (inventory.channels[pos].label, inventory.channels[pos].node),
             )
 
     async def report(

@@ -191,3 +191,24 @@ async def test_unknown_needs_fresh_polls_across_ingests(service: Service) -> Non
     body = (await service.report("2026-10", as_of=OCT.end, save=False)).body
     # Up dated at the first poll of the fresh run (08:30): blind 08:01 -> 08:30 for CPE-0001's 2 cameras.
     assert body["blind_channel_seconds"] == 2 * 29 * 60
+
+
+async def test_incremental_projection_equals_a_rebuild(service: Service, db: Database) -> None:
+    """Events applied to the in-memory engines give the same stored incidents as a replay of everything."""
+    events = located(SMALL_MONTH)
+    for i in range(0, len(events), 3):  # in batches, as the live loop ingests once per cycle
+        await service.ingest(events[i : i + 3], source=f"batch{i}")
+    incremental = await db.repository().load_incidents("default")
+    await service.rebuild()
+    assert await db.repository().load_incidents("default") == incremental
+    assert [i["id"] for i in incremental] == ["CPE-0002@2026-10-03T00:00:00Z", "CPE-0003@2026-10-09T18:00:00Z"]
+
+
+async def test_another_writer_forces_a_rebuild(service: Service, db: Database) -> None:
+    """A second service on the same database (another process) stores events: the first one's next ingest
+    sees the count differ and rebuilds from everything, so no event is missing from its projection."""
+    other = Service(db, clock=lambda: FIXED_NOW)
+    await other.ingest(located(SMALL_MONTH[6:8]), source="other")  # CPE-0003 down and up
+    await service.ingest(located(SMALL_MONTH[:6]), source="this")  # CPE-0002 by polls
+    ids = [i["id"] for i in await db.repository().load_incidents("default")]
+    assert ids == ["CPE-0002@2026-10-03T00:00:00Z", "CPE-0003@2026-10-09T18:00:00Z"]
