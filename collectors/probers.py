@@ -23,7 +23,6 @@ while ICMP still answers, SNMP available again. Facts never make a node down.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from collectors.errors import AuthFailure, BadData, CollectorError, ProbeTimeout, Unreachable
 from collectors.icmp import Pinger
+from collectors.netrule import LOOPBACK, parse_networks, require_inside
 from collectors.snmp import SnmpFacts, SnmpPoller, SnmpProfile, SnmpSample, interpret
 from monitor.inventory import Node
 
@@ -69,7 +69,7 @@ class ProbeOptions:
     icmp_spacing_s: float = 0.2
     icmp_timeout_s: float = 1.0
     rate_pps: float = 2000.0
-    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    allowed_networks: tuple[str, ...] = LOOPBACK
     snmp_timeout_s: float = 2.0
     snmp_retries: int = 1
     snmp_max_in_flight: int = 100
@@ -213,7 +213,7 @@ class SnmpProber(_Lifecycle):
             max_in_flight=options.snmp_max_in_flight,
             allowed_networks=options.allowed_networks,
         )
-        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in options.allowed_networks)
+        self.allowed = parse_networks(options.allowed_networks)
         self.previous: dict[str, SnmpSample] = {}
 
     async def open(self) -> None:
@@ -225,12 +225,7 @@ class SnmpProber(_Lifecycle):
     def check(self, node: Node) -> None:
         if node.address is None or node.snmp is None:
             raise ValueError(f"node {node.id!r} has no address or no SNMP settings")
-        ip = ipaddress.ip_address(node.address)
-        if not any(ip in net for net in self.allowed):
-            allowed = ", ".join(str(n) for n in self.allowed)
-            raise ValueError(
-                f"node {node.id!r}: refusing to poll {node.address}: not inside the allowed networks ({allowed})"
-            )
+        require_inside(node.address, self.allowed, f"node {node.id!r}: refusing to poll")
 
     async def prepare(self, nodes: Sequence[Node]) -> int:
         """Register the targets up front (see :meth:`SnmpPoller.prepare`); refused nodes are skipped."""

@@ -97,6 +97,7 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import (  # type: ignore[import-untyped, un
 from pysnmp.proto import errind, rfc1902, rfc1905  # type: ignore[import-untyped, unused-ignore]
 
 from collectors.errors import AuthFailure, BadData, ProbeTimeout, Unreachable
+from collectors.netrule import parse_networks, require_inside
 from monitor.inventory import Node, SnmpSettings
 
 __all__ = [
@@ -418,11 +419,7 @@ class SnmpPoller:
         self.max_in_flight = max_in_flight
         self.uplink_patterns = tuple(re.compile(p, re.IGNORECASE) for p in uplink_patterns)
         self.max_interfaces = max_interfaces
-        self.allowed_networks = (
-            None
-            if allowed_networks is None
-            else tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
-        )
+        self.allowed_networks = None if allowed_networks is None else parse_networks(allowed_networks)
         self._engine: Any = None
         self._context: Any = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -467,9 +464,7 @@ class SnmpPoller:
         if node.address is None or node.snmp is None:
             raise ValueError(f"node {node.id!r} has no address or no snmp settings")
         if self.allowed_networks is not None:
-            ip = ipaddress.ip_address(node.address)
-            if not any(ip in net for net in self.allowed_networks):
-                raise ValueError(f"node {node.id!r}: address {node.address} is outside the allowed networks")
+            require_inside(node.address, self.allowed_networks, f"node {node.id!r}")
         return node.address, node.snmp
 
     async def _target(self, address: str, port: int, profile: SnmpProfile) -> Any:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from collections import Counter, deque
@@ -41,7 +40,9 @@ from typing import Any
 
 from collectors.blind import lag_events, restart_events, sentinels_blind, unknown_events
 from collectors.errors import CollectorError
+from collectors.netrule import LOOPBACK, parse_networks, require_inside
 from collectors.probers import (
+    FactKind,
     NodeFact,
     ProbeOptions,
     Prober,
@@ -90,7 +91,7 @@ class LiveSettings:
     tick_s: float = 1.0
     snmp_timeout_s: float = 2.0
     snmp_retries: int = 1
-    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    allowed_networks: tuple[str, ...] = LOOPBACK
     inventory_refresh_s: float = 30.0
     facts_per_node: int = 100
     heartbeat_name: str = "live"
@@ -112,11 +113,9 @@ class LiveSettings:
             raise ValueError("icmp_count, blind_after and facts_per_node must be at least 1")
         if self.icmp_spacing_s < 0 or self.snmp_retries < 0:
             raise ValueError("icmp_spacing_s and snmp_retries must not be negative")
-        networks = [ipaddress.ip_network(n, strict=False) for n in self.allowed_networks]
+        networks = parse_networks(self.allowed_networks)
         for address in self.sentinels:
-            ip = ipaddress.ip_address(address)
-            if not any(ip in net for net in networks):
-                raise ValueError(f"sentinel {address} is not inside the allowed networks")
+            require_inside(address, networks, "sentinel")
 
     @classmethod
     def demo(cls) -> LiveSettings:
@@ -246,6 +245,7 @@ class LiveService:
         self.tracked = _Tracked()
         self.timeline: dict[str, deque[NodeFact]] = {}
         self.probes: Counter[tuple[str, str]] = Counter()  # (kind, node) -> probes made
+        self.fact_counts: Counter[FactKind] = Counter()  # facts recorded since start, by kind (never dropped)
         self.started_at: datetime | None = None
         self.last_cycle: CycleReport | None = None
         self.cycles = 0
@@ -264,22 +264,25 @@ class LiveService:
             return list(self.timeline.get(node, ()))
         return sorted((f for q in self.timeline.values() for f in q), key=lambda f: (f.at, f.node))
 
+    def node_snapshot(self, node_id: str) -> dict[str, Any]:
+        """One node's live view as JSON-ready data: state, last ICMP result, SNMP availability and facts."""
+        t = self.tracked
+        r = t.icmp.get(node_id)
+        return {
+            "state": t.states.get(node_id, NodeState.UP).value,
+            "since": t.since[node_id].isoformat() if node_id in t.since else None,
+            "last_poll": t.last_result[node_id].isoformat() if node_id in t.last_result else None,
+            "ok": None if r is None else r.ok,
+            "rtt_ms": None if r is None else r.rtt_ms,
+            "loss": None if r is None else r.loss,
+            "snmp_available": t.snmp_available.get(node_id),
+            "facts": [f.to_json() for f in self.timeline.get(node_id, ())],
+        }
+
     def snapshot(self) -> dict[str, Any]:
         """The live view as JSON-ready data: per polled node its state, last ICMP result and SNMP facts."""
         t = self.tracked
-        nodes: dict[str, Any] = {}
-        for node_id in self._polled():
-            r = t.icmp.get(node_id)
-            nodes[node_id] = {
-                "state": t.states.get(node_id, NodeState.UP).value,
-                "since": t.since[node_id].isoformat() if node_id in t.since else None,
-                "last_poll": t.last_result[node_id].isoformat() if node_id in t.last_result else None,
-                "ok": None if r is None else r.ok,
-                "rtt_ms": None if r is None else r.rtt_ms,
-                "loss": None if r is None else r.loss,
-                "snmp_available": t.snmp_available.get(node_id),
-                "facts": [f.to_json() for f in self.timeline.get(node_id, ())],
-            }
+        nodes = {node_id: self.node_snapshot(node_id) for node_id in self._polled()}
         return {
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "cycles": self.cycles,
@@ -542,6 +545,7 @@ class LiveService:
     def _add_fact(self, node: Node, fact: NodeFact) -> None:
         queue = self.timeline.setdefault(node.id, deque(maxlen=self.live.facts_per_node))
         queue.append(fact)
+        self.fact_counts[fact.kind] += 1
         log.info(
             "snmp fact",
             extra={

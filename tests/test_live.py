@@ -456,8 +456,9 @@ async def test_nothing_outside_loopback_is_probed(
     await wait_for(lab.all_up, 10, "every loopback node up")
     await asyncio.sleep(2 * INTERVAL)
     refused = live.tracked.refused
-    assert "192.0.2.9: not inside the allowed networks" in refused[("icmp", "CPE-9")]
-    assert "192.0.2.9: not inside the allowed networks" in refused[("snmp", "CPE-9")]
+    for kind in ("icmp", "snmp"):
+        assert "192.0.2.9" in refused[(kind, "CPE-9")]
+        assert "not inside the allowed networks" in refused[(kind, "CPE-9")]
     assert "192.0.2.10: not inside the allowed networks" in refused[("icmp", "CPE-9.1")]
     assert live.probes[("icmp", "CPE-9")] == 0 and live.probes[("snmp", "CPE-9")] == 0
     assert live.probes[("icmp", "CPE-1")] > 0

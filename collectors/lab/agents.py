@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from collectors.netrule import require_loopback
+
 __all__ = [
     "DEFAULT_PORT",
     "AgentFleet",
@@ -88,15 +90,7 @@ def snmpd_path() -> str | None:
 
 
 def _require_loopback(address: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise ValueError(f"agent address {address!r} is not an IP address") from None
-    if not ip.is_loopback:
-        raise ValueError(
-            f"agent address {address} is not a loopback address: lab agents bind to 127/8 or ::1"
-        )
-    return str(ip)
+    return require_loopback(address, "agent address")
 
 
 def loopback_addresses(count: int, first: str = "127.20.0.1") -> list[str]:

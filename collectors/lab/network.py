@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from collectors import netrule
 from monitor.inventory import Inventory, NodeKind
 
 __all__ = [
@@ -53,14 +54,9 @@ class LabInputError(ValueError):
 def require_loopback(address: str, what: str) -> str:
     """The canonical form of ``address`` if it is in 127.0.0.0/8 or is ::1; :class:`LabInputError` otherwise."""
     try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise LabInputError(f"{what}: {address!r} is not an IP address") from None
-    if not ip.is_loopback:
-        raise LabInputError(
-            f"{what}: {address} is not a loopback address; the lab only touches 127.0.0.0/8 and ::1"
-        )
-    return str(ip)
+        return netrule.require_loopback(address, what)
+    except ValueError as exc:
+        raise LabInputError(str(exc)) from None
 
 
 def _line_of(lines: list[str], node_id: str, address: str) -> int | None:
