@@ -533,39 +533,14 @@ class Repository:
         ``known``, ``kind``, ``detail``). Times are aware UTC datetimes.
         """
         async with self._read(f"load the incidents of contract {contract_id}") as conn:
-            incidents = (
-                (
-                    await conn.execute(
-                        select(_incidents)
-                        .where(_incidents.c.contract_id == contract_id)
-                        .order_by(_incidents.c.start, _incidents.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            members = (
-                (
-                    await conn.execute(
-                        select(_members)
-                        .where(_members.c.contract_id == contract_id)
-                        .order_by(_members.c.incident_id, _members.c.ordinal)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            timeline = (
-                (
-                    await conn.execute(
-                        select(_timeline)
-                        .where(_timeline.c.contract_id == contract_id)
-                        .order_by(_timeline.c.incident_id, _timeline.c.seq)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+
+            async def rows(table: Table, *order: str) -> Sequence[Any]:
+                stmt = select(table).where(table.c.contract_id == contract_id).order_by(*(table.c[o] for o in order))
+                return (await conn.execute(stmt)).mappings().all()
+
+            incidents = await rows(_incidents, "start", "id")
+            members = await rows(_members, "incident_id", "ordinal")
+            timeline = await rows(_timeline, "incident_id", "seq")
         by_id: dict[str, dict[str, Any]] = {}
         for row in incidents:
             item = {k: row[k] for k in row if k != "contract_id"}
