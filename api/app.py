@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import authenticate
 from api.errors import install_error_handlers
-from api.routers import events, health, incidents, reports
+from api.routers import events, health, incidents, metrics, nodes, reports
 from monitor.confirmation import ConfirmationSettings
 from monitor.policy import DEFAULT_POLICY, load_policy
 from monitor.service import Service
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # no token: bound where the API is (127.0.0.1 by default)
     authenticated = [Depends(authenticate)]
-    for router in (events.router, reports.router, incidents.router):
+    for router in (events.router, reports.router, incidents.router, nodes.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app

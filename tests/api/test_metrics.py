@@ -1,0 +1,333 @@
+"""Prometheus metrics built at scrape time from a real LiveService (SQLite) fed deterministic probe results.
+
+The live service runs its production cycle (plan, probe, ingest, SNMP facts) over scripted ICMP and SNMP
+probers injected with ``probers=`` and a hand-driven clock: no packets, no root. ``live_api`` (shared with
+``test_nodes.py``) builds the real app over it, as ``slawatch run`` does (``app.state.live``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.app import create_app
+from collectors.probers import ProbeResult
+from collectors.snmp import SnmpFacts
+from monitor.contracts import DEFAULT_CONTRACT_ID
+from monitor.events import NodeState
+from monitor.inventory import Inventory, Node, NodeKind, SnmpSettings
+from monitor.live import LiveService, LiveSettings
+from monitor.metrics import StoredView, build_registry, channel_states_by_area, load_stored
+from monitor.service import Service
+from monitor.settings import Settings
+from monitor.status import channel_states
+
+COMMUNITY = "mx-Secret-c0mmunity"
+AUTH_KEY = "auth-Secret-k3y-1234"
+PRIV_KEY = "priv-Secret-k3y-5678"
+SECRETS = (COMMUNITY, AUTH_KEY, PRIV_KEY)
+SENTINEL = "_sentinel.1"
+STEP_S = 10.0
+LIVE = LiveSettings(
+    icmp_interval_s=STEP_S,
+    snmp_interval_s=STEP_S,
+    suspect_interval_s=STEP_S / 2,
+    icmp_count=1,
+    rate_pps=1_000_000.0,
+    blind_after=3,
+)
+RTT_MS = {"T1": 2.0, "T2": 4.0}
+
+
+def network() -> Inventory:
+    """T1 / B1 / CPE-1 (6 cameras: level 3 when cut), CPE-2 (2 cameras, SNMPv3); T2 / CPE-3 (SNMPv2c) / NVR (8)."""
+    v3 = SnmpSettings(
+        version="3", user="mon", auth_protocol="SHA", auth_key=AUTH_KEY, priv_protocol="AES", priv_key=PRIV_KEY
+    )
+    nodes = [
+        Node("T1", NodeKind.AREA),
+        Node("B1", NodeKind.BRANCH, parent="T1"),
+        Node("CPE-1", NodeKind.CPE, parent="B1", address="127.61.1.1"),
+        *(
+            Node(f"CPE-1.{c}", NodeKind.CAMERA, parent="CPE-1", address=f"127.61.1.{10 + c}", channels=1)
+            for c in range(1, 7)
+        ),
+        Node("CPE-2", NodeKind.CPE, parent="B1", address="127.61.2.1", snmp=v3),
+        *(
+            Node(f"CPE-2.{c}", NodeKind.CAMERA, parent="CPE-2", address=f"127.61.2.{10 + c}", channels=1)
+            for c in range(1, 3)
+        ),
+        Node("T2", NodeKind.AREA),
+        Node("CPE-3", NodeKind.CPE, parent="T2", address="127.61.3.1", snmp=SnmpSettings(community=COMMUNITY)),
+        Node("CPE-3.nvr", NodeKind.NVR, parent="CPE-3", address="127.61.3.10", channels=8),
+    ]
+    return Inventory(nodes)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class ScriptedIcmp:
+    """Every node answers (RTT by area) except those in ``failing`` (the sentinel may fail too)."""
+
+    kind = "icmp"
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.failing: set[str] = set()
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def probe(self, nodes: Sequence[Node]) -> dict[str, ProbeResult]:
+        out: dict[str, ProbeResult] = {}
+        for node in nodes:
+            if node.id in self.failing:
+                out[node.id] = ProbeResult(node.id, self.kind, False, loss=1.0, error="timeout")
+            else:
+                area = self.inventory.area_of(node.id) if node.id in self.inventory else ""
+                out[node.id] = ProbeResult(node.id, self.kind, True, rtt_ms=RTT_MS.get(area, 0.5), loss=0.0)
+        return out
+
+
+def snmp_facts(node: str, oper: int, changed: tuple[int, int] | None = None) -> SnmpFacts:
+    return SnmpFacts(node, oper, False, changed, None, None, None, None, None)
+
+
+class ScriptedSnmp:
+    """Answers ``script[node]`` (one result per probe, the last one repeated); an agent answering "up" else."""
+
+    kind = "snmp"
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[ProbeResult]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def probe(self, nodes: Sequence[Node]) -> dict[str, ProbeResult]:
+        out: dict[str, ProbeResult] = {}
+        for node in nodes:
+            queue = self.script.get(node.id)
+            if queue:
+                out[node.id] = queue.pop(0) if len(queue) > 1 else queue[0]
+            else:
+                out[node.id] = ProbeResult(node.id, self.kind, True, facts=snmp_facts(node.id, 1))
+        return out
+
+
+@dataclass
+class LiveApi:
+    client: httpx.AsyncClient
+    service: Service
+    live: LiveService
+    inventory: Inventory
+    clock: Clock
+    icmp: ScriptedIcmp
+    snmp: ScriptedSnmp
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, role: str = "viewer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    async def step(self, seconds: float = STEP_S) -> None:
+        """Advance the clock one interval and run one live cycle (SNMP batches finish before the next)."""
+        self.clock.now += timedelta(seconds=seconds)
+        await self.live.cycle()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        r = await self.client.get("/metrics")
+        assert r.status_code == 200, r.text
+        return samples(r.text)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition: (name, sorted labels) -> value."""
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return name, tuple(sorted(labels.items()))
+
+
+@asynccontextmanager
+async def live_api(tmp_path: Path, *, with_live: bool = True) -> AsyncIterator[LiveApi]:
+    """The real app on SQLite over ``network()``; a started LiveService on scripted probers (not cycled yet)."""
+    app = create_app(Settings(data_dir=tmp_path, down_after=1, up_after=1))
+    inventory = network()
+    async with app.router.lifespan_context(app):
+        service: Service = app.state.service
+        await service.import_inventory(inventory)
+        tokens = {role: await service.repo.create_token(f"{role}-1", role) for role in ("viewer", "admin")}
+        clock = Clock(datetime.now(UTC).replace(microsecond=0))
+        icmp, snmp = ScriptedIcmp(inventory), ScriptedSnmp()
+        live = LiveService(service, LIVE, probers={"icmp": icmp, "snmp": snmp}, clock=clock)
+        await live.start()
+        if with_live:
+            app.state.live = live
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://slawatch.test") as client:
+                yield LiveApi(client, service, live, inventory, clock, icmp, snmp, tokens)
+        finally:
+            await live.stop()
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[LiveApi]:
+    async with live_api(tmp_path) as api:
+        yield api
+
+
+# ---------------------------------------------------------------------- tests
+
+
+async def test_one_cpe_down_after_one_cycle(lab: LiveApi) -> None:
+    lab.icmp.failing = {"CPE-1"}  # the CPE alone: its cameras answer but are behind it
+    await lab.step()
+    m = await lab.scrape()
+    assert m[key("slawatch_nodes", kind="cpe", state="down")] == 1
+    assert m[key("slawatch_nodes", kind="cpe", state="up")] == 2
+    assert m[key("slawatch_nodes", kind="camera", state="up")] == 8
+    assert m[key("slawatch_nodes", kind="nvr", state="up")] == 1
+    assert m[key("slawatch_nodes", kind="camera", state="unknown")] == 0
+    assert ("slawatch_nodes", (("kind", "area"), ("state", "up"))) not in m  # areas are not polled
+    assert m[key("slawatch_channels", area="T1", state="offline")] == 6
+    assert m[key("slawatch_channels", area="T1", state="online")] == 2
+    assert m[key("slawatch_channels", area="T2", state="online")] == 8
+    assert m[key("slawatch_channels", area="T2", state="offline")] == 0
+    # open incidents from the stored projection: CPE-1's 6 channels are a level 3
+    incidents = await lab.service.repo.load_incidents(DEFAULT_CONTRACT_ID)
+    assert [(i["scope"], i["level"], i["open"]) for i in incidents] == [("CPE-1", 3, True)]
+    assert m[key("slawatch_open_incidents", contract="default", level="3")] == 1
+    for level in ("0", "1", "2"):
+        assert m[key("slawatch_open_incidents", contract="default", level=level)] == 0
+    # collector health
+    assert m[key("slawatch_collector_up")] == 1
+    assert m[key("slawatch_collector_blind")] == 0
+    assert m[key("slawatch_collector_last_cycle_timestamp_seconds")] == lab.clock.now.timestamp()
+    assert m[key("slawatch_collector_cycle_duration_seconds")] == 0  # the scripted probers take no clock time
+    assert m[key("slawatch_collector_cycles_total")] == 1
+    assert m[key("slawatch_database_up")] == 1
+    # 12 polled nodes and the sentinel; the SNMP batch (CPE-2, CPE-3) ran beside the cycle
+    assert m[key("slawatch_probes_total", kind="icmp")] == 13
+    assert m[key("slawatch_probes_total", kind="snmp")] == 2
+    # RTT by area over the fresh answers (CPE-1 failed)
+    assert m[key("slawatch_icmp_rtt_avg_seconds", area="T1")] == pytest.approx(0.002)
+    assert m[key("slawatch_icmp_rtt_nodes", area="T1")] == 9
+    assert m[key("slawatch_icmp_rtt_avg_seconds", area="T2")] == pytest.approx(0.004)
+    # bounded labels: no node or channel ids anywhere
+    labels = {v for _, ls in m for _, v in ls}
+    assert not any(v.startswith("CPE-") for v in labels), labels
+
+
+async def test_counters_grow_and_facts_are_counted(lab: LiveApi) -> None:
+    lab.snmp.script["CPE-3"] = [ProbeResult("CPE-3", "snmp", True, facts=snmp_facts("CPE-3", 2))]
+    lab.snmp.script["CPE-2"] = [ProbeResult("CPE-2", "snmp", False, error="timeout")]
+    await lab.step()
+    first = await lab.scrape()
+    assert first[key("slawatch_snmp_facts_total", fact="oper_status")] == 0  # taken by the next cycle
+    await lab.step()
+    m = await lab.scrape()
+    assert m[key("slawatch_snmp_facts_total", fact="oper_status")] == 1  # CPE-3's uplink is down(2)
+    assert m[key("slawatch_snmp_facts_total", fact="snmp_unavailable")] == 1  # CPE-2 silent, ICMP answers
+    assert m[key("slawatch_snmp_facts_total", fact="reboot")] == 0
+    assert m[key("slawatch_probes_total", kind="icmp")] == 26
+    assert m[key("slawatch_collector_cycles_total")] == 2
+    await lab.step()  # facts are not repeated while nothing changes
+    m = await lab.scrape()
+    assert m[key("slawatch_snmp_facts_total", fact="oper_status")] == 1
+    assert m[key("slawatch_snmp_facts_total", fact="snmp_unavailable")] == 1
+    assert lab.live.states.get("CPE-2") is NodeState.UP and lab.live.states.get("CPE-3") is NodeState.UP
+
+
+async def test_blind_cycle_and_stale_collector(lab: LiveApi) -> None:
+    await lab.step()
+    lab.icmp.failing = {SENTINEL}  # our own uplink: every answer of the batch is thrown away
+    await lab.step()
+    m = await lab.scrape()
+    assert m[key("slawatch_collector_blind")] == 1
+    assert m[key("slawatch_nodes", kind="cpe", state="unknown")] == 3
+    assert m[key("slawatch_nodes", kind="cpe", state="down")] == 0
+    assert m[key("slawatch_channels", area="T1", state="unknown")] == 8
+    assert m[key("slawatch_channels", area="T1", state="offline")] == 0
+    assert m[key("slawatch_open_incidents", contract="default", level="3")] == 0  # blind is never an outage
+    lab.clock.now += timedelta(seconds=31)  # no cycle for longer than stale_after_s
+    m = await lab.scrape()
+    assert m[key("slawatch_collector_up")] == 0
+
+
+async def test_registry_is_new_and_channels_agree_with_status(lab: LiveApi) -> None:
+    lab.icmp.failing = {"CPE-3"}
+    await lab.step()
+    stored = await load_stored(lab.service)
+    registry = build_registry(lab.live, stored)
+    assert registry is not build_registry(lab.live, stored)
+    m = samples(generate_latest(registry).decode())
+    assert m[key("slawatch_channels", area="T2", state="offline")] == 8
+    assert m[key("slawatch_open_incidents", contract="default", level="0")] == 0
+    assert m[key("slawatch_open_incidents", contract="default", level="3")] == 1  # 8 NVR channels: level 3
+    # nothing ever lands on the global registry
+    assert not any(f.name.startswith("slawatch") for f in REGISTRY.collect())
+    # by area, the same counts as `slawatch status`
+    now = lab.clock.now
+    by_area = channel_states_by_area(lab.inventory, lab.live.states, now)
+    totals: dict[str, int] = {}
+    for (_area, state), n in by_area.items():
+        totals[state] = totals.get(state, 0) + n
+    assert totals == dict(channel_states(lab.inventory, dict(lab.live.states), now))
+    # the stored part alone, as when the database is unreachable
+    m = samples(generate_latest(build_registry(None, StoredView(at=now, error="down"))).decode())
+    assert m[key("slawatch_database_up")] == 0 and m[key("slawatch_collector_up")] == 0
+    assert not any(name == "slawatch_open_incidents" for name, _ in m)
+
+
+async def test_metrics_endpoint_format_and_no_secrets(lab: LiveApi) -> None:
+    await lab.step()
+    r = await lab.client.get("/metrics")  # no token
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "# TYPE slawatch_probes_total counter" in r.text
+    assert "# TYPE slawatch_nodes gauge" in r.text
+    for secret in (*SECRETS, "127.61."):
+        assert secret not in r.text
+
+
+async def test_metrics_without_a_live_service_use_the_heartbeat(tmp_path: Path) -> None:
+    async with live_api(tmp_path, with_live=False) as api:
+        await api.step()  # a collector runs, but not in the API's process: its heartbeat is stored
+        r = await api.client.get("/metrics")
+        assert r.status_code == 200
+        m = samples(r.text)
+        assert not any(name in ("slawatch_nodes", "slawatch_channels") for name, _ in m)
+        assert m[key("slawatch_collector_last_cycle_timestamp_seconds")] == api.clock.now.timestamp()
+        assert key("slawatch_collector_blind") not in m
+        assert m[key("slawatch_open_incidents", contract="default", level="3")] == 0
+        assert m[key("slawatch_database_up")] == 1
+        assert m[key("slawatch_collector_up")] == 1  # a running heartbeat, fresh by the service's clock
