@@ -82,7 +82,10 @@ def contract_from_mapping(data: object, where: str, base_dir: Path | None = None
             path = Path(raw_policy)
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
-            policy = load_policy(path)
+            try:
+                policy = load_policy(path)
+            except PolicyError as exc:  # name both: the contract that refers to it, and the policy file
+                raise ContractError(f"in policy file {exc}", where=where, field="policy") from None
         elif isinstance(raw_policy, dict):
             policy = policy_from_mapping(raw_policy, where=where)
         elif raw_policy is not None:

@@ -169,7 +169,8 @@ class Policy:
 
         def conv(value: Any) -> Any:
             if isinstance(value, Decimal):
-                return str(value)
+                # Canonical: 1, 1.0 and 1.00 are one number, so equal policies hash alike however written.
+                return format(value.normalize(), "f")
             if isinstance(value, dict):
                 return {str(k): conv(v) for k, v in value.items()}
             if isinstance(value, list | tuple):

@@ -190,3 +190,23 @@ def test_hash_is_stable_and_follows_every_setting() -> None:
     assert policy_from_mapping({"claim_points": 2}).hash == DEFAULT_POLICY.hash  # same value, same hash
     assert policy_from_mapping({"claim_points": 3}).hash != DEFAULT_POLICY.hash
     assert policy_from_mapping({"levels": {"1": {"response_step_s": 1800}}}).levels[1].response_step_s == 1800
+
+
+def test_the_shipped_policy_file_is_the_default() -> None:
+    """deploy/policy.yaml documents the defaults: it must load to exactly the default policy (same hash)."""
+    shipped = load_policy(Path(__file__).parents[2] / "deploy" / "policy.yaml")
+    assert shipped == DEFAULT_POLICY
+    assert shipped.hash == DEFAULT_POLICY.hash
+
+
+def test_equal_numbers_written_differently_hash_alike() -> None:
+    a = policy_from_mapping(
+        {"online_target": "0.98", "share_bands": [{"min_score": 90, "share": "1"}, {"min_score": 0, "share": 0.6}]}
+    )
+    b = policy_from_mapping(
+        {
+            "online_target": 0.980,
+            "share_bands": [{"min_score": "90.0", "share": 1.00}, {"min_score": 0, "share": "0.60"}],
+        }
+    )
+    assert a.hash == b.hash
