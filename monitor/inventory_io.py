@@ -8,7 +8,7 @@ Reading
     **every** problem found, up to :data:`MAX_ERRORS`, sorted by line. Its ``where``/``field``/``message``
     are those of the first problem and ``str()`` shows one problem per line::
 
-        inv.csv:4: field 'address': '10.0.0.300' is not an IPv4 or IPv6 address
+        inv.csv:4: field 'address': '127.0.0.300' is not an IPv4 or IPv6 address
         inv.csv:7: field 'id': conflicting duplicate row: id 'CPE-0001' is also on line 3 with different name
         (2 errors)
 

@@ -303,7 +303,7 @@ def test_allowed_networks_default_is_loopback_only() -> None:
     assert p.check_allowed("127.0.0.1") == "127.0.0.1"
     assert p.check_allowed("127.255.255.254") == "127.255.255.254"
     assert p.check_allowed("0:0::1") == "::1"  # canonical form, as recvfrom() reports it
-    for refused in ["192.0.2.1", "10.0.0.1", "198.18.0.1", "::2", "::ffff:127.0.0.1", "2001:db8::1"]:
+    for refused in ["192.0.2.1", "203.0.113.7", "198.18.0.1", "::2", "::ffff:127.0.0.1", "2001:db8::1"]:
         with pytest.raises(ValueError, match="not inside the allowed networks"):
             p.check_allowed(refused)
     for invalid in ["localhost", "127.1", "127.000.0.1", "", "1.2.3.4 ", "fe80::1%lo"]:

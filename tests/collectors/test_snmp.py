@@ -417,7 +417,7 @@ async def test_unknown_v3_protocol_is_a_value_error(poller: SnmpPoller) -> None:
 
 
 def test_agents_bind_to_loopback_only() -> None:
-    for address in ("192.0.2.10", "0.0.0.0", "10.0.0.1", "::"):
+    for address in ("192.0.2.10", "0.0.0.0", "203.0.113.7", "::"):
         with pytest.raises(ValueError, match="loopback"):
             SnmpdAgent(address)
     assert loopback_addresses(3, "127.20.0.254") == ["127.20.0.254", "127.20.1.1", "127.20.1.2"]

@@ -76,8 +76,8 @@ BAD_FILES: list[tuple[str, str, str, str]] = [
     (
         "csv-bad-address",
         "csv",
-        "id,kind,address\nA,cpe,10.0.0.300\n",
-        "bad.csv:2: field 'address': '10.0.0.300' is not an IPv4 or IPv6 address",
+        "id,kind,address\nA,cpe,127.0.0.300\n",
+        "bad.csv:2: field 'address': '127.0.0.300' is not an IPv4 or IPv6 address",
     ),
     (
         "csv-bad-kind",
