@@ -242,6 +242,10 @@ def replay(
             f"{f}: {result.received} events, {result.stored} stored, {result.duplicates} already known, "
             f"{result.confirmed} state changes confirmed from polls"
         )
+        for where, etype, reason in result.unmatched[:20]:
+            typer.echo(f"  note: {where}: {etype} stored but applied to nothing: {reason}", err=True)
+        if len(result.unmatched) > 20:
+            typer.echo(f"  note: ... and {len(result.unmatched) - 20} more events applied to nothing", err=True)
 
 
 @app.command()

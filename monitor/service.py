@@ -61,13 +61,17 @@ class IngestResult:
     stored: int
     duplicates: int
     confirmed: int  # state changes confirmed from polls
+    # Stored events that applied to no incident of any contract (an ack before its incident was confirmed,
+    # an explanation naming a node with no incident): (where, type, reason). They are kept, not applied.
+    unmatched: tuple[tuple[str, str, str], ...] = ()
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "received": self.received,
             "stored": self.stored,
             "duplicates": self.duplicates,
             "confirmed": self.confirmed,
+            "unmatched": [{"where": w, "type": t, "reason": r} for w, t, r in self.unmatched],
         }
 
 
@@ -122,9 +126,7 @@ class Service:
     async def inventory(self) -> Inventory:
         return await self.repo.load_inventory()
 
-    async def import_inventory(
-        self, inventory: Inventory, contracts: Sequence[Contract] = ()
-    ) -> InventoryDiff:
+    async def import_inventory(self, inventory: Inventory, contracts: Sequence[Contract] = ()) -> InventoryDiff:
         """Write a validated inventory (and its contracts) in place; report what changed."""
         if contracts:
             validate_contracts(contracts, inventory)
@@ -155,9 +157,7 @@ class Service:
         return ZoneInfo(zones.pop()) if len(zones) == 1 else None
 
     # ------------------------------------------------------------------ events
-    async def ingest(
-        self, located: Sequence[tuple[str, Event]], source: str, actor: str = "admin"
-    ) -> IngestResult:
+    async def ingest(self, located: Sequence[tuple[str, Event]], source: str, actor: str = "admin") -> IngestResult:
         """Validate, confirm, store and project a batch of events (all or nothing)."""
         inventory = await self.inventory()
         check_events(located, inventory)
@@ -178,6 +178,7 @@ class Service:
                 if event.state is NodeState.UNKNOWN:
                     confirmer.interrupt(event.node)  # unknown needs fresh runs (SPEC §2), as in the engine
             to_store.append(event)
+
         def audit(event: Event) -> tuple[str, str, str | None] | None:
             return (actor, event.type, _subject(event)) if event.type in ACCOUNTING_TYPES else None
 
@@ -195,12 +196,32 @@ class Service:
                 "confirmed": confirmed,
             },
         )
-        return IngestResult(len(located), len(inserted), len(to_store) - len(inserted), confirmed)
+        return IngestResult(
+            len(located), len(inserted), len(to_store) - len(inserted), confirmed, self._unmatched(located, inserted)
+        )
+
+    def _unmatched(
+        self, located: Sequence[tuple[str, Event]], inserted: Sequence[Event]
+    ) -> tuple[tuple[str, str, str], ...]:
+        """Newly stored events that no contract's engine could apply."""
+        p = self._projection
+        if p is None or not inserted or not p.engines:
+            return ()
+        new = {e.id for e in inserted}
+        reasons: dict[str, str] = {}
+        per_engine = []
+        for engine in p.engines.values():
+            ids = set()
+            for u in engine.unmatched:
+                if u.event.id in new:
+                    ids.add(u.event.id)
+                    reasons[u.event.id] = u.reason
+            per_engine.append(ids)
+        everywhere = set.intersection(*per_engine)
+        return tuple((where, e.type, reasons[e.id]) for where, e in located if e.id in everywhere)
 
     # ------------------------------------------------------------------ projections and reports
-    async def history(
-        self, contract: Contract, as_of: datetime, inventory: Inventory | None = None
-    ) -> History:
+    async def history(self, contract: Contract, as_of: datetime, inventory: Inventory | None = None) -> History:
         inventory = inventory or await self.inventory()
         events = await self.repo.load_events(until_known=as_of)
         engine = Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
@@ -212,9 +233,7 @@ class Service:
         inventory = await self.inventory()
         contracts = await self.contracts()
         events = await self.repo.load_events()
-        engines = {
-            c.id: Engine(inventory, c.policy, c.channels(inventory), self.confirmation) for c in contracts
-        }
+        engines = {c.id: Engine(inventory, c.policy, c.channels(inventory), self.confirmation) for c in contracts}
         for engine in engines.values():
             engine.replay(events)
         self._projection = _Projection(inventory, engines, len(events))
@@ -269,9 +288,7 @@ class Service:
         version = 0
         body = report_json(assessment, version=version, generated_at=generated_at)
         if save:
-            version = await self.repo.save_report(
-                contract.id, m.key, as_of, generated_at, contract.policy.hash, body
-            )
+            version = await self.repo.save_report(contract.id, m.key, as_of, generated_at, contract.policy.hash, body)
             body["version"] = version
         return IssuedReport(assessment, version, generated_at, body)
 

@@ -97,7 +97,7 @@ def _objects(body: bytes, content_type: str) -> Iterator[tuple[str, object]]:
         yield f"request line {n}", obj
 
 
-async def _ingest(request: Request, service: Service, caller: Caller, tz: tzinfo | None) -> dict[str, int]:
+async def _ingest(request: Request, service: Service, caller: Caller, tz: tzinfo | None) -> dict[str, Any]:
     located: list[tuple[str, Event]] = []
     previous: datetime | None = None
     for where, obj in _objects(await request.body(), request.headers.get("content-type", "")):
@@ -129,7 +129,7 @@ async def _ingest(request: Request, service: Service, caller: Caller, tz: tzinfo
 
 
 @router.post("/events", summary="Post events (JSON Lines, array or object)", openapi_extra=_BODY_DOC)
-async def post_events(request: Request, service: ServiceDep, caller: Poster) -> dict[str, int]:
+async def post_events(request: Request, service: ServiceDep, caller: Poster) -> dict[str, Any]:
     """Times without an offset are read in the contracts' time zone (an error when contracts differ)."""
     return await _ingest(request, service, caller, await service.event_timezone())
 
@@ -141,5 +141,5 @@ async def post_events(request: Request, service: ServiceDep, caller: Poster) -> 
 )
 async def post_contract_events(
     request: Request, service: ServiceDep, caller: Poster, contract: PathContract
-) -> dict[str, int]:
+) -> dict[str, Any]:
     return await _ingest(request, service, caller, contract.policy.zone)

@@ -116,7 +116,7 @@ async def test_403_viewer_may_not_post_and_collector_may_not_ack(api: Api) -> No
 async def test_collector_posts_jsonl_then_the_same_again_stores_nothing(api: Api) -> None:
     r = await api.post("collector", jsonl(*OUTAGES))
     assert r.status_code == 200, r.text
-    assert r.json() == {"received": 3, "stored": 3, "duplicates": 0, "confirmed": 0}
+    assert r.json() == {"received": 3, "stored": 3, "duplicates": 0, "confirmed": 0, "unmatched": []}
     assert await stored_events(api) == 3
     r = await api.post("collector", jsonl(*OUTAGES))
     assert r.status_code == 200

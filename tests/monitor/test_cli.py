@@ -85,6 +85,11 @@ def test_import_replay_report(env: Path) -> None:
     assert code == 0 and "2 stored" in out
     code, out, _ = run("replay", str(events))
     assert code == 0 and "0 stored, 2 already known" in out
+    early = env / "early-ack.jsonl"
+    early.write_text('{"type":"ack","at":"2026-10-04T08:00:00","node":"CPE-0001","by":"crew-1"}\n')
+    code, _, err = run("replay", str(early))
+    assert code == 0
+    assert f"note: {early}:1: ack stored but applied to nothing: no incident to apply it to" in err
     code, out, _ = run("report", "2026-10", "--as-of", "2026-11-01T00:00:00+08:00")
     body = json.loads(out)
     # Times without an offset are read in Asia/Shanghai: 08:00 local is 00:00Z.

@@ -66,6 +66,8 @@ async def test_replay_report_and_idempotence(service: Service) -> None:
     # 5 polls -> 2 confirmed state changes; plus 2 states, 2 acks, 1 finding (the late ack matches no open
     # incident, but is stored: it is what the crew said).
     assert (first.received, first.confirmed, first.stored) == (10, 2, 7)
+    # The ack at 14:00 on Oct 10 came after CPE-0003's incident ended: stored, applied to nothing, and said so.
+    assert first.unmatched == (("test:9", "ack", "no incident to apply it to"),)
     again = await service.ingest(located(SMALL_MONTH), source="test")
     assert again.stored == 0
     issued = await service.report("2026-10", as_of=OCT.end)
