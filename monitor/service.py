@@ -91,6 +91,7 @@ class _Projection:
     """The engines behind the stored incident projection, and how many stored events they have applied."""
 
     inventory: Inventory
+    contracts: tuple[Contract, ...]
     engines: dict[str, Engine]
     events: int
 
@@ -185,7 +186,7 @@ class Service:
         inserted = await self.repo.append_events(to_store, source, audit=audit)
         await self.repo.save_poll_runs(confirmer.runs)
         if inserted:
-            await self._project(inserted)
+            await self._project(inserted, inventory)
         log.log(
             logging.INFO if inserted else logging.DEBUG,
             "ingested",
@@ -236,20 +237,23 @@ class Service:
         engines = {c.id: Engine(inventory, c.policy, c.channels(inventory), self.confirmation) for c in contracts}
         for engine in engines.values():
             engine.replay(events)
-        self._projection = _Projection(inventory, engines, len(events))
+        self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
         await self._store_projection(events[-1].known if events else None)
 
-    async def _project(self, inserted: Sequence[Event]) -> None:
+    async def _project(self, inserted: Sequence[Event], inventory: Inventory) -> None:
         """Apply newly stored events to the in-memory engines; rebuild whole when that would not be the same.
 
-        Incremental only when this process has seen every stored event (another writer changes the count)
-        and the new events are all known after what the engines have applied (an earlier one would have to be
-        replayed in its place).
+        Incremental only when this process has seen every stored event (another writer changes the count),
+        the inventory and contracts are the ones the engines were built on (another process may have imported
+        new ones), and the new events are all known after what the engines have applied (an earlier one would
+        have to be replayed in its place).
         """
         p = self._projection
         ordered = sorted(inserted, key=lambda e: e.known)  # stable: ties keep storage order, as a rebuild does
         if (
             p is None
+            or p.inventory != inventory
+            or p.contracts != tuple(await self.contracts())
             or await self.repo.count_events() != p.events + len(ordered)
             or any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values())
         ):

@@ -214,3 +214,20 @@ async def test_another_writer_forces_a_rebuild(service: Service, db: Database) -
     await service.ingest(located(SMALL_MONTH[:6]), source="this")  # CPE-0002 by polls
     ids = [i["id"] for i in await db.repository().load_incidents("default")]
     assert ids == ["CPE-0002@2026-10-03T00:00:00Z", "CPE-0003@2026-10-09T18:00:00Z"]
+
+
+async def test_an_inventory_imported_elsewhere_forces_a_rebuild(service: Service, db: Database) -> None:
+    """Another process re-imports the inventory (a camera more under CPE-0002): this service's next ingest
+    must not apply events to engines built on the old tree, where channel positions differ."""
+    from monitor.inventory import Inventory, Node, NodeKind
+
+    await service.ingest(located(SMALL_MONTH[:3]), source="first")  # CPE-0002 down (3 cameras)
+    old = load_inventory(SMALL)
+    extra = Node("CAM-0002-4", NodeKind.CAMERA, parent="CPE-0002", channels=1)
+    nodes = old.nodes()
+    at = [n.id for n in nodes].index("CAM-0002-3") + 1
+    grown = Inventory([*nodes[:at], extra, *nodes[at:]])
+    await Service(db, clock=lambda: FIXED_NOW).import_inventory(grown)
+    await service.ingest(located(SMALL_MONTH[3:6]), source="second")  # ack, then CPE-0002 back up
+    incidents = await db.repository().load_incidents("default")
+    assert [m["channel"] for m in incidents[0]["members"]] == ["CAM-0002-1", "CAM-0002-2", "CAM-0002-3", "CAM-0002-4"]
