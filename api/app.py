@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import authenticate
 from api.errors import install_error_handlers
-from api.routers import events, health, incidents, metrics, nodes, reports
+from api.routers import events, evidence, health, incidents, maintenance, metrics, nodes, reports
 from monitor.confirmation import ConfirmationSettings
 from monitor.policy import DEFAULT_POLICY, load_policy
 from monitor.service import Service
@@ -60,4 +60,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     authenticated = [Depends(authenticate)]
     for router in (events.router, reports.router, incidents.router, nodes.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
+    app.include_router(maintenance.router, prefix=API_PREFIX, dependencies=authenticated)
+    app.include_router(evidence.router, prefix=API_PREFIX, dependencies=authenticated)
     return app

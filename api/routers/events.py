@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request
 
 from api.deps import Caller, PathContract, ServiceDep, require
 from api.errors import ApiError
+from api.routers.evidence import check_evidence
 from monitor.errors import EventError
 from monitor.events import Event, ExclusionEvent, ExclusionStatus, format_time, parse_event
 from monitor.roles import ADMIN
@@ -124,6 +125,7 @@ async def _ingest(request: Request, service: Service, caller: Caller, tz: tzinfo
         located.append((where, event))
     if not located:
         raise EventError("the body holds no events", where="request body")
+    await check_evidence(service, located)
     result = await service.ingest(located, source=f"api:{caller.name}", actor=caller.name)
     return result.to_json()
 

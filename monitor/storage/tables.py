@@ -352,3 +352,32 @@ class HeartbeatRow(Base):
     started_at: Mapped[datetime]
     at: Mapped[datetime]
     running: Mapped[bool] = mapped_column(Boolean)
+
+
+class MaintenanceRequestRow(Base):
+    """A maintenance window the operator asked for over the API, and the assessor's decision (SPEC §4).
+
+    A workflow record, not a source of truth: consenting emits a ``maintenance`` event, which is what counts.
+    ``id`` is ``MR-`` and 12 hex digits of a hash of the request and its requester (the same request twice is
+    one row). ``status`` is ``requested``, ``consented`` or ``refused``; ``decided_*`` and ``note`` are set by
+    the decision. Written by :mod:`monitor.storage.maintenance`; migration ``0003_maintenance_requests``.
+    """
+
+    __tablename__ = "maintenance_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('requested', 'consented', 'refused')", name="status_valid"),
+        CheckConstraint('"end" > start', name="end_after_start"),
+        Index("ix_maintenance_requests_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
