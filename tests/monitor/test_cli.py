@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,21 @@ def test_evidence_is_kept_by_content_hash(env: Path) -> None:
     assert code == 0 and out.strip() == "sha256:" + hashlib.sha256(photo.read_bytes()).hexdigest()
     code, _, err = run("evidence", "add", str(env / "missing.jpg"), "--by", "crew-3")
     assert code == 2 and "missing.jpg: cannot read" in err
+
+
+def test_demo_without_serving_replays_and_reports(env: Path) -> None:
+    """The README's run command, minus the long-running part: sample network, last month, its report."""
+    code, out, err = run("demo", "--no-serve")
+    assert code == 0, err
+    assert "inventory: sample network, 3073 channels (3346 added" in out
+    assert "replayed" in out and "events" in out
+    m = re.search(r"score ([\d.]+), share paid (\d+)%, amount ([\d.]+) of ([\d.]+) CNY", out)
+    assert m is not None, out
+    score, share, amount, base = Decimal(m[1]), Decimal(m[2]) / 100, Decimal(m[3]), Decimal(m[4])
+    # The base is the tariff sum of circuits active in the month: 61,875 less any decommissioned before it.
+    assert Decimal(60_000) < base <= Decimal(61_875)
+    assert amount == (base * share).quantize(Decimal("0.01")) and Decimal(0) <= score <= 100
+    assert "admin token: " in out
+    # Running it again changes nothing already stored: identical events are one event.
+    code, out, _ = run("demo", "--no-serve")
+    assert code == 0 and "0 changed, 0 removed" in out and " 0 new" in out
