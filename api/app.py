@@ -15,11 +15,9 @@ from fastapi import Depends, FastAPI
 from api.deps import authenticate
 from api.errors import install_error_handlers
 from api.routers import events, evidence, health, incidents, maintenance, metrics, nodes, reports
-from monitor.confirmation import ConfirmationSettings
-from monitor.policy import DEFAULT_POLICY, load_policy
+from monitor.runtime import open_service
 from monitor.service import Service
 from monitor.settings import Settings
-from monitor.storage.database import Database
 
 API_PREFIX = "/api/v1"
 
@@ -33,20 +31,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             app.state.service = service
             yield
             return
-        conf = settings or Settings()
-        conf.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(conf.resolved_database_url())
-        try:
-            await db.connect()
-            await db.upgrade()
-            policy = load_policy(conf.policy_file) if conf.policy_file else DEFAULT_POLICY
-            app.state.service = Service(
-                db, default_policy=policy, confirmation=ConfirmationSettings(conf.down_after, conf.up_after)
-            )
-            yield
-        finally:
-            app.state.service = None
-            await db.close()
+        async with open_service(settings or Settings()) as opened:
+            app.state.service = opened
+            try:
+                yield
+            finally:
+                app.state.service = None
 
     app = FastAPI(
         title="slawatch",

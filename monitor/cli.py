@@ -52,32 +52,16 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _run(main: Callable[[Any], Awaitable[T]], *, upgrade: bool = True) -> T:
+def _run(main: Callable[[Any], Awaitable[T]]) -> T:
     """Open the database (upgrading it), build the service, run ``main(service)``, close."""
-    from monitor.confirmation import ConfirmationSettings
-    from monitor.policy import DEFAULT_POLICY, load_policy
-    from monitor.service import Service
-    from monitor.storage.database import Database
+    from monitor.runtime import open_service
 
     settings = Settings()
     setup_logging(settings.log_level)
 
     async def go() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_database_url())
-        try:
-            await db.connect()
-            if upgrade:
-                await db.upgrade()
-            policy = load_policy(settings.policy_file) if settings.policy_file else DEFAULT_POLICY
-            service = Service(
-                db,
-                default_policy=policy,
-                confirmation=ConfirmationSettings(settings.down_after, settings.up_after),
-            )
+        async with open_service(settings) as service:
             return await main(service)
-        finally:
-            await db.close()
 
     try:
         return asyncio.run(go())

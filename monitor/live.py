@@ -52,11 +52,10 @@ from collectors.probers import (
     snmp_node_facts,
 )
 from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSettings
-from monitor.confirmation import ConfirmationSettings
 from monitor.errors import EventError, SlawatchError
 from monitor.events import Event, NodeState, PollEvent, StateEvent
 from monitor.inventory import Inventory, Node, NodeKind
-from monitor.policy import DEFAULT_POLICY, load_policy
+from monitor.runtime import open_service
 from monitor.service import Service
 from monitor.settings import Settings
 from monitor.storage.database import Database
@@ -658,48 +657,38 @@ async def run_live(
 ) -> None:
     """``slawatch run``: database (upgraded), service, live loop and API in this event loop until SIGINT or
     SIGTERM (or ``stop`` is set). A clean stop marks every polled node unknown from then."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url())
-    await db.connect()
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     installed: list[signal.Signals] = []
-    try:
-        await db.upgrade()
-        policy = load_policy(settings.policy_file) if settings.policy_file else DEFAULT_POLICY
-        service = Service(
-            db,
-            default_policy=policy,
-            confirmation=ConfirmationSettings(settings.down_after, settings.up_after),
-        )
-        runner = LiveService(service, live, probers=probers)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
-                pass
-        server = _api_server(settings, service, runner) if serve_api else None
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(runner.run(stop), name="slawatch-live")]
-        if server is not None:
-            tasks.append(asyncio.create_task(_serve(server, settings), name="slawatch-api"))
-        stopping = asyncio.create_task(stop.wait())
+    async with open_service(settings) as service:
         try:
-            await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.set()
+            runner = LiveService(service, live, probers=probers)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
+                    pass
+            server = _api_server(settings, service, runner) if serve_api else None
+            tasks: list[asyncio.Task[Any]] = [asyncio.create_task(runner.run(stop), name="slawatch-live")]
             if server is not None:
-                server.should_exit = True
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            stopping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stopping
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                raise result
-        if server is not None and not server.started and serve_api:
-            log.warning("the API did not start", extra={"host": settings.api_host, "port": settings.api_port})
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await db.close()
+                tasks.append(asyncio.create_task(_serve(server, settings), name="slawatch-api"))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.set()
+                if server is not None:
+                    server.should_exit = True
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+                stopping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stopping
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    raise result
+            if server is not None and not server.started and serve_api:
+                log.warning("the API did not start", extra={"host": settings.api_host, "port": settings.api_port})
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
