@@ -208,10 +208,22 @@ def _seconds(delta: timedelta) -> Fraction:
     return Fraction(_us(delta), US)
 
 
-def maintenance_spans(inventory: Inventory, node: str, windows: Sequence[MaintenanceEvent]) -> list[Span]:
-    return _merge(
-        (w.start, w.end) for w in windows if w.scope in inventory and inventory.is_at_or_under(node, w.scope)
-    )
+class MaintenanceIndex:
+    """Merged maintenance spans per node (a window covers its scope and everything under it), each node's
+    computed once and shared by the channel-seconds, the incidents' clocks and the claim rule."""
+
+    def __init__(self, inventory: Inventory, windows: Sequence[MaintenanceEvent]) -> None:
+        self.inventory = inventory
+        self.windows = tuple(w for w in windows if w.scope in inventory)
+        self._spans: dict[str, list[Span]] = {}
+
+    def spans(self, node: str) -> list[Span]:
+        found = self._spans.get(node)
+        if found is None:
+            inv = self.inventory
+            found = _merge((w.start, w.end) for w in self.windows if inv.is_at_or_under(node, w.scope))
+            self._spans[node] = found
+        return found
 
 
 def channel_seconds(
@@ -219,8 +231,10 @@ def channel_seconds(
     history: History,
     window: Span,
     excluded_incidents: set[str],
+    maintenance: MaintenanceIndex | None = None,
 ) -> dict[int, Seconds]:
     """Channel-seconds per channel inside ``window`` (already cut at as_of)."""
+    maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
     lo, hi = window
     by_channel_excluded: dict[int, list[Span]] = {}
     for inc in history.incidents:
@@ -228,12 +242,9 @@ def channel_seconds(
             for pos, spans in inc.intervals.items():
                 by_channel_excluded.setdefault(pos, []).extend((a, b or history.as_of) for a, b in spans)
     out: dict[int, Seconds] = {}
-    maint_cache: dict[str, list[Span]] = {}
     for pos in history.channels:
         node = inventory.channels[pos].node
-        if node not in maint_cache:
-            maint_cache[node] = maintenance_spans(inventory, node, history.maintenance)
-        excluded = _merge([*maint_cache[node], *by_channel_excluded.get(pos, [])])
+        excluded = _merge([*maintenance.spans(node), *by_channel_excluded.get(pos, [])])
         excluded = [(max(a, lo), min(b, hi)) for a, b in excluded if b > lo and a < hi]
         online = offline = ex = blind = 0
         points = [(lo, state_at(history.transitions[pos], history.initial[pos], lo)[0])]
@@ -256,15 +267,13 @@ def channel_seconds(
 
 
 # ---------------------------------------------------------------------- incidents
-def _maintenance_clock(
-    inventory: Inventory, incident: IncidentView, windows: Sequence[MaintenanceEvent]
-) -> datetime | None:
+def _maintenance_clock(inventory: Inventory, incident: IncidentView, maintenance: MaintenanceIndex) -> datetime | None:
     """When every channel of the incident is under maintenance at its start: the moment the last window ends."""
-    if not windows:
+    if not maintenance.windows:
         return None
     latest: datetime | None = None
     for pos in incident.members:
-        spans = maintenance_spans(inventory, inventory.channels[pos].node, windows)
+        spans = maintenance.spans(inventory.channels[pos].node)
         cover = next((s for s in spans if s[0] <= incident.start < s[1]), None)
         if cover is None:
             return None
@@ -282,7 +291,7 @@ def score_incident(
     inventory: Inventory,
     policy: Policy,
     incident: IncidentView,
-    windows: Sequence[MaintenanceEvent],
+    maintenance: MaintenanceIndex,
     as_of: datetime,
 ) -> IncidentScore:
     end = incident.end if incident.end is not None else as_of
@@ -290,7 +299,7 @@ def score_incident(
     excluded_by: str | None = None
     if incident.exclusion_status() is ExclusionStatus.APPROVED:
         excluded_by = "exclusion"
-    cover_end = _maintenance_clock(inventory, incident, windows)
+    cover_end = _maintenance_clock(inventory, incident, maintenance)
     if cover_end is not None:
         if end <= cover_end:
             excluded_by = excluded_by or "maintenance"
@@ -327,9 +336,15 @@ def score_incident(
 
 # ---------------------------------------------------------------------- claim rule
 def claim_breaches(
-    inventory: Inventory, policy: Policy, history: History, month: Month, excluded_incidents: set[str]
+    inventory: Inventory,
+    policy: Policy,
+    history: History,
+    month: Month,
+    excluded_incidents: set[str],
+    maintenance: MaintenanceIndex | None = None,
 ) -> list[ClaimBreach]:
     """Channels offline at each day's claim hour, long enough, unacknowledged, not excluded (SPEC §5)."""
+    maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
     instants = [t for t in month.days(policy) if t < history.as_of]
     if not instants:
         return []
@@ -340,7 +355,6 @@ def claim_breaches(
             for a, b in spans:
                 spans_of.setdefault(pos, []).append((a, b, inc))
     out: list[ClaimBreach] = []
-    maint_cache: dict[str, list[Span]] = {}
     for pos in history.channels:
         if pos not in spans_of:
             continue  # never offline
@@ -349,9 +363,7 @@ def claim_breaches(
             state, since = state_at(history.transitions[pos], history.initial[pos], t)
             if state is not ChannelState.OFFLINE or since is None or t - since < grace:
                 continue
-            if node not in maint_cache:
-                maint_cache[node] = maintenance_spans(inventory, node, history.maintenance)
-            if any(a <= t < b for a, b in maint_cache[node]):
+            if any(a <= t < b for a, b in maintenance.spans(node)):
                 continue
             held = next((i for a, b, i in spans_of[pos] if a <= t and (b is None or t < b)), None)
             if held is None or held.id in excluded_incidents:
@@ -393,10 +405,11 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
     as_of = history.as_of
     window = (month.start, min(month.end, max(as_of, month.start)))
     in_month = [i for i in history.incidents if month.start <= i.start < month.end]
-    scores = tuple(score_incident(inventory, policy, i, history.maintenance, as_of) for i in in_month)
+    maintenance = MaintenanceIndex(inventory, history.maintenance)
+    scores = tuple(score_incident(inventory, policy, i, maintenance, as_of) for i in in_month)
     # Excluded offline time comes from every approved exclusion, whatever month the incident started in.
     approved = {i.id for i in history.incidents if i.exclusion_status() is ExclusionStatus.APPROVED}
-    per_channel = channel_seconds(inventory, history, window, approved)
+    per_channel = channel_seconds(inventory, history, window, approved, maintenance)
     total = sum(per_channel.values(), Seconds())
     areas: dict[str, Seconds] = {}
     circuits: dict[str, Seconds] = {}
@@ -407,7 +420,7 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
         circuit = inventory.circuit_of(node)
         if circuit is not None:
             circuits[circuit] = circuits.get(circuit, Seconds()) + secs
-    breaches = tuple(claim_breaches(inventory, policy, history, month, approved))
+    breaches = tuple(claim_breaches(inventory, policy, history, month, approved, maintenance))
     findings = tuple(f for f in history.findings if month.start <= f.at < month.end and f.at <= as_of)
     found: dict[str, Decimal] = {}
     for f in findings:
@@ -434,9 +447,7 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
         items.append(Item(key, en, zh, pts[key], _cap(lost, pts[key]), details))
 
     scored = [s for s in scores if not s.excluded and s.incident.level in (1, 2, 3)]
-    item(
-        "response", Decimal(response_sum), f"{len(scored)} scored incidents; {response_sum} points before cap"
-    )
+    item("response", Decimal(response_sum), f"{len(scored)} scored incidents; {response_sum} points before cap")
     item(
         "recovery",
         Decimal(recovery_sum + unexplained_sum),

@@ -225,16 +225,20 @@ class Service:
     async def history(self, contract: Contract, as_of: datetime, inventory: Inventory | None = None) -> History:
         inventory = inventory or await self.inventory()
         events = await self.repo.load_events(until_known=as_of)
-        engine = Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
+        engine = self._engine(contract, inventory)
         engine.replay(events)
         return engine.snapshot(as_of)
+
+    def _engine(self, contract: Contract, inventory: Inventory) -> Engine:
+        """A fresh engine for one contract: its policy, its channels, the deployment's confirmation."""
+        return Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
 
     async def rebuild(self) -> None:
         """Rebuild every contract's incident projection from all the stored events."""
         inventory = await self.inventory()
         contracts = await self.contracts()
         events = await self.repo.load_events()
-        engines = {c.id: Engine(inventory, c.policy, c.channels(inventory), self.confirmation) for c in contracts}
+        engines = {c.id: self._engine(c, inventory) for c in contracts}
         for engine in engines.values():
             engine.replay(events)
         self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
