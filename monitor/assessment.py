@@ -64,6 +64,11 @@ class Month:
         return cls(year, month, start.astimezone(UTC), end.astimezone(UTC))
 
     @property
+    def length_days(self) -> int:
+        """Calendar days in the month (a DST change would make the UTC span an hour off: rounded)."""
+        return round((self.end - self.start).total_seconds() / 86400)
+
+    @property
     def key(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 

@@ -327,8 +327,7 @@ def sample_events(
         m = Month.parse(month, DEFAULT_POLICY)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    days = round((m.end - m.start).total_seconds() / 86400)
-    events = month_events(sample_inventory(), m.start, days=days, seed=seed)
+    events = month_events(sample_inventory(), m.start, days=m.length_days, seed=seed)
     _write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), output)
 
 
@@ -366,8 +365,7 @@ def demo(
     async def main(service: Any) -> tuple[Any, str]:
         diff = await service.import_inventory(inventory)
         typer.echo(f"inventory: sample network, {len(inventory.channels)} channels ({diff.summary()})")
-        days = round((m.end - m.start).total_seconds() / 86400)
-        raw = month_events(inventory, m.start, days=days)
+        raw = month_events(inventory, m.start, days=m.length_days)
         located = [(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)]
         result = await service.ingest(located, source="demo")
         typer.echo(f"events: {prev} replayed, {result.received} events, {result.stored} new")
