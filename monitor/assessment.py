@@ -72,7 +72,7 @@ class Month:
     def key(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 
-    def days(self, policy: Policy) -> list[datetime]:
+    def claim_instants(self, policy: Policy) -> list[datetime]:
         """The claim-rule instants (``claim_hour``:00 local) of every day of the month, in UTC."""
         zone = policy.zone
         first = self.start.astimezone(zone).date()
@@ -350,7 +350,7 @@ def claim_breaches(
 ) -> list[ClaimBreach]:
     """Channels offline at each day's claim hour, long enough, unacknowledged, not excluded (SPEC §5)."""
     maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
-    instants = [t for t in month.days(policy) if t < history.as_of]
+    instants = [t for t in month.claim_instants(policy) if t < history.as_of]
     if not instants:
         return []
     grace = timedelta(seconds=policy.claim_grace_s)

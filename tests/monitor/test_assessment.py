@@ -59,7 +59,7 @@ def test_month_boundaries_are_in_the_contract_time_zone() -> None:
     for bad in ("2026-13", "2026-1", "26-10", "2026/10", "x"):
         with pytest.raises(ValueError):
             Month.parse(bad, DEFAULT_POLICY)
-    days = OCT.days(DEFAULT_POLICY)
+    days = OCT.claim_instants(DEFAULT_POLICY)
     assert len(days) == 31 and days[0] == t(3, day=1) and days[-1] == t(3, day=31)
 
 
