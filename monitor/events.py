@@ -2,10 +2,12 @@
 
 Each event is a frozen dataclass that validates itself; :func:`parse_event` turns one JSON object into an
 event (naming the field that is wrong), :func:`read_jsonl` reads a JSON Lines file (naming file and line).
-Every event has a deterministic :attr:`~BaseEvent.id` (a hash of its canonical JSON), so that ingesting the
-same event twice is one event, and a :attr:`~BaseEvent.known` time: when it becomes known to the engine
-(events are processed in that order). A ``state`` event may be *dated* earlier than it is known (a poll
-confirmation is dated at the first poll of its run, SPEC §2).
+Every event has a deterministic :attr:`~BaseEvent.id` (a hash of its canonical JSON without ``known_at``), so
+that ingesting the same event twice is one event whenever it arrives (the first arrival stands), and a
+:attr:`~BaseEvent.known` time: when it becomes known to the engine (events are processed in that order).
+Any event may carry ``known_at`` (default: its dated time ``at``, for importing history): a poll confirmation is
+dated at the first poll of its run and known when the run completes (SPEC §2), and an event posted to the API is
+known when the API received it (SPEC R8), whatever time it is dated.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from monitor.errors import EventError
 from monitor.inventory import validate_node_id
@@ -71,17 +73,24 @@ def format_time(t: datetime) -> str:
 class BaseEvent:
     type: ClassVar[str]
     at: datetime
+    known_at: datetime | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
                 raise EventError("time has no offset", field=f.name)
+        if self.known_at is not None and self.known_at < self.at:
+            raise EventError("an event cannot be known before the time it is dated ('at')", field="known_at")
 
     @property
     def known(self) -> datetime:
-        """When the event becomes known to the engine (its processing order)."""
-        return self.at
+        """When the event becomes known to the engine (its processing order): ``known_at``, else ``at``."""
+        return self.known_at if self.known_at is not None else self.at
+
+    def received(self, t: datetime) -> Self:
+        """This event known at ``t`` (its receipt, SPEC R8); its id does not change."""
+        return replace(self, known_at=t)
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON object (times in UTC); parsing it gives the same event."""
@@ -103,8 +112,10 @@ class BaseEvent:
 
     @property
     def id(self) -> str:
-        """Deterministic id: sha256 of the canonical JSON, 32 hex digits."""
-        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        """Deterministic id: sha256 of the canonical JSON without ``known_at``, 32 hex digits."""
+        content = self.to_json()
+        content.pop("known_at", None)
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -115,11 +126,6 @@ class StateEvent(BaseEvent):
     type: ClassVar[str] = "state"
     node: str
     state: NodeState
-    known_at: datetime | None = None
-
-    @property
-    def known(self) -> datetime:
-        return self.known_at if self.known_at is not None else self.at
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,20 +250,29 @@ _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
     },
     "poll": {
         "at": ("time", True),
+        "known_at": ("time", False),
         "node": ("node", True),
         "ok": ("bool", True),
         "rtt_ms": ("float", False),
         "loss": ("float", False),
     },
-    "ack": {"at": ("time", True), "node": ("node", False), "incident": ("str", False), "by": ("str", False)},
+    "ack": {
+        "at": ("time", True),
+        "known_at": ("time", False),
+        "node": ("node", False),
+        "incident": ("str", False),
+        "by": ("str", False),
+    },
     "onsite": {
         "at": ("time", True),
+        "known_at": ("time", False),
         "node": ("node", False),
         "incident": ("str", False),
         "by": ("str", False),
     },
     "explanation": {
         "at": ("time", True),
+        "known_at": ("time", False),
         "node": ("node", False),
         "incident": ("str", False),
         "text": ("str", True),
@@ -265,6 +280,7 @@ _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
     },
     "exclusion": {
         "at": ("time", True),
+        "known_at": ("time", False),
         "node": ("node", False),
         "incident": ("str", False),
         "status": ("status", True),
@@ -274,6 +290,7 @@ _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
     },
     "maintenance": {
         "at": ("time", False),
+        "known_at": ("time", False),
         "from": ("time", True),
         "to": ("time", True),
         "scope": ("node", True),
@@ -281,6 +298,7 @@ _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
     },
     "finding": {
         "at": ("time", True),
+        "known_at": ("time", False),
         "item": ("str", True),
         "points": ("decimal", True),
         "note": ("str", False),
