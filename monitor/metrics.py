@@ -46,6 +46,7 @@ from sqlalchemy import Table, func, select
 
 from collectors.probers import FactKind
 from collectors.scheduler import ICMP, KINDS, Scheduler
+from monitor.channels import ChannelState, channel_state
 from monitor.errors import StorageError
 from monitor.events import NodeState
 from monitor.inventory import Inventory
@@ -70,7 +71,7 @@ log = logging.getLogger("slawatch.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 NODE_STATES = tuple(s.value for s in NodeState)
-CHANNEL_STATES = ("online", "offline", "unknown", "inactive")
+CHANNEL_STATES = tuple(s.value for s in ChannelState)
 LEVELS = (1, 2, 3, 0)
 STALE_AFTER_S = 30.0  # as `slawatch status`
 
@@ -262,26 +263,14 @@ class SlawatchCollector(Collector):
 def channel_states_by_area(
     inventory: Inventory, states: Mapping[str, NodeState], now: datetime
 ) -> Counter[tuple[str, str]]:
-    """Channels by (area, state) at ``now``, by the rule of :func:`monitor.status.channel_states`."""
+    """Channels by (area, state) at ``now`` by SPEC §2's rule (:func:`monitor.channels.channel_state`)."""
     out: Counter[tuple[str, str]] = Counter()
     decided: dict[str, str] = {}  # channel node -> its channels' state (an NVR's channels share it)
     for channel in inventory.channels:
         node_id = channel.node
         state = decided.get(node_id)
         if state is None:
-            state = "online"
-            if not inventory[node_id].active_at(now):
-                state = "inactive"
-            else:
-                for nid in inventory.path(node_id):
-                    s = states.get(nid, NodeState.UP)
-                    if s is NodeState.DOWN:
-                        state = "offline"
-                        break
-                    if s is NodeState.UNKNOWN:
-                        state = "unknown"
-                        break
-            decided[node_id] = state
+            state = decided[node_id] = channel_state(inventory, node_id, states, now)[0].value
         out[(inventory.area_of(node_id), state)] += 1
     return out
 

@@ -2,7 +2,7 @@
 
 Works from any process (the live service need not be this one): it reads the live collector's heartbeat,
 each node's latest stored state, and each contract's stored incident projection. A channel's state follows
-SPEC §2: the topmost node on its path that is not up decides (down: offline, unknown: unknown).
+SPEC §2 by :func:`monitor.channels.channel_state`: the topmost node on its path that is not up decides.
 
 Use :func:`load_status` (async, over a :class:`~monitor.service.Service`) then :func:`status_text`.
 """
@@ -10,10 +10,12 @@ Use :func:`load_status` (async, over a :class:`~monitor.service.Service`) then :
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from monitor.channels import channel_state
 from monitor.events import NodeState, format_time
 from monitor.inventory import Inventory
 from monitor.service import Service
@@ -49,23 +51,11 @@ class LiveStatus:
         return "running" if age <= self.stale_after_s else "stalled"
 
 
-def channel_states(inventory: Inventory, states: dict[str, NodeState], now: datetime) -> Counter[str]:
-    """Channels by state at ``now`` (SPEC §2): the topmost node on the path that is not up decides."""
+def channel_states(inventory: Inventory, states: Mapping[str, NodeState], now: datetime) -> Counter[str]:
+    """Channels by state at ``now`` by SPEC §2's rule (:func:`monitor.channels.channel_state`)."""
     out: Counter[str] = Counter()
     for channel in inventory.channels:
-        if not inventory[channel.node].active_at(now):
-            out["inactive"] += 1
-            continue
-        state = "online"
-        for node in inventory.path(channel.node):
-            s = states.get(node, NodeState.UP)
-            if s is NodeState.DOWN:
-                state = "offline"
-                break
-            if s is NodeState.UNKNOWN:
-                state = "unknown"
-                break
-        out[state] += 1
+        out[channel_state(inventory, channel.node, states, now)[0].value] += 1
     return out
 
 
