@@ -11,6 +11,7 @@ time spent in an incident whose exclusion is approved) > blind (unknown) > onlin
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -51,13 +52,11 @@ class Month:
 
     @classmethod
     def parse(cls, text: str, policy: Policy) -> Month:
-        try:
-            year_s, month_s = text.split("-")
-            year, month = int(year_s), int(month_s)
-            if len(year_s) != 4 or len(month_s) != 2 or not 1 <= month <= 12:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"month {text!r} is not YYYY-MM") from None
+        # ASCII digits only (str.isdigit and int() take full-width ones); years where times are stored (R10).
+        found = re.fullmatch(r"(20[0-9]{2})-(0[1-9]|1[0-2])", text, re.ASCII)
+        if found is None:
+            raise ValueError(f"month {text[:40]!r} is not YYYY-MM (2000-01 to 2099-12)")
+        year, month = int(found[1]), int(found[2])
         zone = policy.zone
         start = datetime(year, month, 1, tzinfo=zone)
         end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, tzinfo
@@ -41,11 +42,63 @@ class ExclusionStatus(StrEnum):
 FINDING_ITEMS = ("4a", "4b", "4c", "4d", "4e", "5")
 
 
+#: Every time slawatch stores lies in ``[EARLIEST, LATEST)`` (SPEC R10).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+#: The most UTF-8 bytes a free-text field (text, reason, cause, note, by, evidence, incident) may hold (R10).
+MAX_TEXT_BYTES = 4096
+#: Points are finite decimals in [0, MAX_POINTS] with at most MAX_POINTS_DIGITS significant digits (R10).
+MAX_POINTS = Decimal(100)
+MAX_POINTS_DIGITS = 28
+
+
+def check_time(t: datetime, field: str) -> datetime:
+    """``t`` (aware) in UTC if it lies in ``[EARLIEST, LATEST)``; an :class:`EventError` naming ``field`` otherwise."""
+    try:
+        utc = t.astimezone(UTC)
+    except (OverflowError, ValueError):  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise EventError(
+            f"{t.isoformat()} is out of range: times lie in [{format_time(EARLIEST)}, {format_time(LATEST)})",
+            field=field,
+        )
+    return utc
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` if it is at most :data:`MAX_TEXT_BYTES` of UTF-8; an :class:`EventError` naming ``field``."""
+    if len(value) > MAX_TEXT_BYTES or len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        raise EventError(f"text longer than {MAX_TEXT_BYTES} bytes of UTF-8", field=field)
+    return value
+
+
+def check_points(value: Decimal, field: str = "points") -> Decimal:
+    """``value`` if it is a finite decimal in [0, 100] (at most 28 significant digits); EventError otherwise."""
+    if not value.is_finite():
+        raise EventError(f"points must be a finite number, got {value}", field=field)
+    if not Decimal(0) <= value <= MAX_POINTS:
+        raise EventError(f"points must lie in [0, {MAX_POINTS}], got {value}", field=field)
+    if len(value.as_tuple().digits) > MAX_POINTS_DIGITS:
+        raise EventError(f"points have more than {MAX_POINTS_DIGITS} significant digits", field=field)
+    return value
+
+
+def check_number(value: float, field: str, low: float = 0.0, high: float = math.inf) -> float:
+    """``value`` if it is finite and in ``[low, high]``; an :class:`EventError` naming ``field`` otherwise."""
+    if not math.isfinite(value) or not low <= value <= high:
+        raise EventError(f"expected a finite number in [{low}, {high}], got {value!r}", field=field)
+    return value
+
+
 def parse_time(value: object, tz: tzinfo | None, field: str) -> datetime:
-    """An RFC 3339 time; without an offset it is read in ``tz`` (an error when ``tz`` is None). Returns UTC."""
+    """An RFC 3339 time in ``[EARLIEST, LATEST)``; without an offset it is read in ``tz`` (an error when ``tz`` is
+    None). Returns UTC. Errors are :class:`EventError` naming ``field``."""
     if not isinstance(value, str):
-        raise EventError(f"expected an RFC 3339 time string, got {value!r}", field=field)
+        raise EventError(f"expected an RFC 3339 time string, got {_short(value)}", field=field)
     text = value.strip()
+    if len(text) > 64 or not text.isascii():
+        raise EventError(f"{_short(value)} is not an RFC 3339 time", field=field)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
@@ -58,7 +111,16 @@ def parse_time(value: object, tz: tzinfo | None, field: str) -> datetime:
                 f"{value!r} has no offset and several contracts (time zones) could apply", field=field
             )
         t = t.replace(tzinfo=tz)
-    return t.astimezone(UTC)
+    return check_time(t, field)
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (error messages never echo a huge input)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_time(t: datetime) -> str:
@@ -119,6 +181,28 @@ class BaseEvent:
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+#: The free-text fields of events, bounded to MAX_TEXT_BYTES each (SPEC R10).
+TEXT_FIELDS = frozenset({"text", "reason", "cause", "note", "by", "evidence", "incident"})
+
+
+def _check_bounds(event: BaseEvent) -> None:
+    """SPEC R10 on one event: times in range, free text bounded, points and measurements finite and in range."""
+    for f in fields(event):
+        value = getattr(event, f.name)
+        name = {"start": "from", "end": "to"}.get(f.name, f.name)
+        if isinstance(value, datetime):
+            check_time(value, name)
+        elif isinstance(value, str) and f.name in TEXT_FIELDS:
+            check_text(value, name)
+        elif isinstance(value, Decimal):
+            check_points(value, name)
+    if isinstance(event, PollEvent):
+        if event.rtt_ms is not None:
+            check_number(event.rtt_ms, "rtt_ms")
+        if event.loss is not None:
+            check_number(event.loss, "loss", high=1.0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StateEvent(BaseEvent):
     """A confirmed state change of ``node``, dated ``at``; ``known_at`` is when it was confirmed (default ``at``)."""
@@ -126,6 +210,10 @@ class StateEvent(BaseEvent):
     type: ClassVar[str] = "state"
     node: str
     state: NodeState
+
+    def __post_init__(self) -> None:
+        BaseEvent.__post_init__(self)
+        _check_bounds(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +225,10 @@ class PollEvent(BaseEvent):
     ok: bool
     rtt_ms: float | None = None
     loss: float | None = None
+
+    def __post_init__(self) -> None:
+        BaseEvent.__post_init__(self)
+        _check_bounds(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +242,7 @@ class TargetedEvent(BaseEvent):
         BaseEvent.__post_init__(self)
         if (self.node is None) == (self.incident is None):
             raise EventError("name exactly one of 'node' and 'incident'", field="node")
+        _check_bounds(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +287,7 @@ class MaintenanceEvent(BaseEvent):
         BaseEvent.__post_init__(self)
         if self.end <= self.start:
             raise EventError("'to' must be after 'from'", field="to")
+        _check_bounds(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,9 +304,8 @@ class FindingEvent(BaseEvent):
     def __post_init__(self) -> None:
         BaseEvent.__post_init__(self)
         if self.item not in FINDING_ITEMS:
-            raise EventError(f"{self.item!r} is not one of {', '.join(FINDING_ITEMS)}", field="item")
-        if self.points < 0:
-            raise EventError("points must not be negative", field="points")
+            raise EventError(f"{_short(self.item)} is not one of {', '.join(FINDING_ITEMS)}", field="item")
+        _check_bounds(self)
 
 
 Event = (
@@ -308,47 +401,57 @@ _SPEC: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 
+_STATES = frozenset(s.value for s in NodeState)
+_STATUSES = frozenset(s.value for s in ExclusionStatus)
+
+
 def _convert(kind: str, value: object, key: str, tz: tzinfo | None) -> object:
     if kind == "time":
         return parse_time(value, tz, key)
     if kind == "node":
         if not isinstance(value, str):
-            raise EventError(f"expected a node id, got {value!r}", field=key)
+            raise EventError(f"expected a node id, got {_short(value)}", field=key)
         try:
             return validate_node_id(value, key)
         except ValueError as exc:
             raise EventError(str(exc), field=key) from None
     if kind == "str":
         if not isinstance(value, str):
-            raise EventError(f"expected a string, got {value!r}", field=key)
-        return value
+            raise EventError(f"expected a string, got {_short(value)}", field=key)
+        return check_text(value, key)
     if kind == "bool":
         if not isinstance(value, bool):
-            raise EventError(f"expected true or false, got {value!r}", field=key)
+            raise EventError(f"expected true or false, got {_short(value)}", field=key)
         return value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise EventError(f"expected a number, got {value!r}", field=key)
-        return float(value)
+            raise EventError(f"expected a number, got {_short(value)}", field=key)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a float's range
+            raise EventError(f"expected a finite number, got {_short(value)}", field=key) from None
+        if not math.isfinite(number):
+            raise EventError(f"expected a finite number, got {_short(value)}", field=key)
+        return number
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise EventError(f"expected a number, got {value!r}", field=key)
+            raise EventError(f"expected a number, got {_short(value)}", field=key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EventError(f"expected a finite number, got {_short(value)}", field=key)
+        if isinstance(value, str) and len(value) > 64:
+            raise EventError(f"expected a number, got {_short(value)}", field=key)
         try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise EventError(f"expected a number, got {value!r}", field=key) from None
+            return check_points(Decimal(value if isinstance(value, str) else str(value)), key)
+        except (InvalidOperation, ValueError):
+            raise EventError(f"expected a number, got {_short(value)}", field=key) from None
     if kind == "state":
-        try:
-            return NodeState(str(value))
-        except ValueError:
-            raise EventError(f"expected 'down', 'up' or 'unknown', got {value!r}", field=key) from None
+        if isinstance(value, str) and value in _STATES:
+            return NodeState(value)
+        raise EventError(f"expected 'down', 'up' or 'unknown', got {_short(value)}", field=key)
     if kind == "status":
-        try:
-            return ExclusionStatus(str(value))
-        except ValueError:
-            raise EventError(
-                f"expected 'requested', 'approved' or 'rejected', got {value!r}", field=key
-            ) from None
+        if isinstance(value, str) and value in _STATUSES:
+            return ExclusionStatus(value)
+        raise EventError(f"expected 'requested', 'approved' or 'rejected', got {_short(value)}", field=key)
     raise AssertionError(kind)
 
 
@@ -358,8 +461,8 @@ def parse_event(obj: object, tz: tzinfo | None = UTC, where: str | None = None) 
         if not isinstance(obj, dict):
             raise EventError("an event is a JSON object")
         etype = obj.get("type")
-        if etype not in _SPEC:
-            raise EventError(f"unknown event type {etype!r} (one of {', '.join(_SPEC)})", field="type")
+        if not isinstance(etype, str) or etype not in _SPEC:
+            raise EventError(f"unknown event type {_short(etype)} (one of {', '.join(_SPEC)})", field="type")
         spec = _SPEC[etype]
         unknown = sorted(set(obj) - set(spec) - {"type"})
         if unknown:
