@@ -100,8 +100,10 @@ class Engine:
         self.channels: tuple[int, ...] = tuple(sorted(chosen))
         self._covered = frozenset(self.channels)
         self.confirmer = Confirmer(confirmation)
+        self._confirmed_states: dict[str, NodeState] = {}  # the confirmer's view (it reads and updates it)
         self.node_state: dict[str, NodeState] = {}
         self.node_changed: dict[str, datetime] = {}
+        self.node_history: dict[str, list[tuple[datetime, NodeState]]] = {}  # each node's dated changes
         self.now: datetime | None = None
         # Channel states and their dated transitions; a channel starts in the state it has before any event.
         self.state: dict[int, ChannelState] = {}
@@ -128,7 +130,6 @@ class Engine:
         self.maintenance: list[MaintenanceEvent] = []
         self.findings: list[FindingEvent] = []
         self.unmatched: list[Unmatched] = []
-        self.derived: list[StateEvent] = []  # state events confirmed from polls, for storage
 
     # ------------------------------------------------------------------ driving
     def replay(self, events: Iterable[Event]) -> None:
@@ -154,30 +155,57 @@ class Engine:
         unique: dict[str, Event] = {}
         for event in events:  # identical events are one event
             unique.setdefault(event.id, event)
-        events = list(unique.values())
-        changes: dict[str, tuple[NodeState, datetime]] = {}
-        for event in events:
+        known_nodes: list[Event] = []
+        for event in unique.values():
             if isinstance(event, StateEvent | PollEvent) and event.node not in self.inventory:
                 self.unmatched.append(Unmatched(event, f"node {event.node!r} is not in the inventory"))
-                continue
-            if isinstance(event, PollEvent):
-                current = changes.get(event.node, (self.node_state.get(event.node, NodeState.UP), t))[0]
-                confirmed = self.confirmer.observe(event, current)
-                if confirmed is None:
-                    continue
-                self.derived.append(confirmed)
-                event = confirmed
-            elif isinstance(event, StateEvent) and event.state is NodeState.UNKNOWN:
-                self.confirmer.interrupt(event.node)  # unknown needs fresh runs (SPEC §2)
+            else:
+                known_nodes.append(event)
+        # Polls become states in the one place that does it (the service does the same before storing).
+        fed = self.confirmer.feed(known_nodes, self._confirmed_states)
+        for i, reason in fed.not_applied:
+            self.unmatched.append(Unmatched(known_nodes[i], reason))
+        changes: dict[str, tuple[NodeState, datetime]] = {}
+        for event in fed.events:
             if isinstance(event, StateEvent):
                 changes.pop(event.node, None)  # the later event of the stream stands
                 changes[event.node] = (event.state, event.at)
         self._apply_changes(t, changes, t)
-        for event in events:
-            self._apply_other(event, t)
+        for event in fed.events:
+            if not isinstance(event, StateEvent):
+                self._apply_other(event, t)
 
     # ------------------------------------------------------------------ state changes
+    def _node_state_at(self, node: str, at: datetime) -> NodeState:
+        """A node's state at dated time ``at`` from its own dated history (up before its first change)."""
+        hist = self.node_history.get(node)
+        if not hist:
+            return NodeState.UP
+        i = bisect.bisect_right(hist, at, key=lambda h: h[0])
+        return hist[i - 1][1] if i else NodeState.UP
+
+    def _channel_at(self, pos: int, at: datetime) -> tuple[ChannelState, str | None]:
+        """The topmost-not-up rule (SPEC §2) at dated time ``at`` over the nodes' dated histories."""
+        node_id = self.inventory.channels[pos].node
+        if not self.inventory[node_id].active_at(at):
+            return ChannelState.INACTIVE, None
+        for nid in self.inventory.path(node_id):
+            s = self._node_state_at(nid, at)
+            if s is not NodeState.UP:
+                return (ChannelState.OFFLINE if s is NodeState.DOWN else ChannelState.UNKNOWN), nid
+        return ChannelState.ONLINE, None
+
     def _apply_changes(self, known: datetime, changes: dict[str, tuple[NodeState, datetime]], t: datetime) -> None:
+        """Apply one instant's node changes (and the activity boundaries at ``t``).
+
+        Each node's change enters its own dated history (never before its previous change, never after it
+        became known). Every channel under a changed node then takes, in dated order, the states the
+        topmost-not-up rule gives over those histories from the earliest change on its path (SPEC R1); what a
+        channel's history already holds before its last transition is never rewritten (SPEC R5: a backdated
+        change on a channel already offline only enters its node's history). The resulting transitions of all
+        channels are taken in dated order, then inventory order, for grouping into incidents; peaks and ends
+        are measured once, after all of them (SPEC §2, instants).
+        """
         inv = self.inventory
         dated: dict[str, datetime] = {}
         for node, (state, at) in changes.items():
@@ -187,67 +215,67 @@ class Engine:
             at = min(max(at, self.node_changed.get(node, at)), known)
             self.node_state[node] = state
             self.node_changed[node] = at
+            self.node_history.setdefault(node, []).append((at, state))
             dated[node] = at
-        affected: set[int] = set()
-        for node in dated:
-            affected.update(p for p in inv.channels_under[node] if p in self._covered)
-        activity: set[int] = set()
+        earliest: dict[int, datetime] = {}
+        for node, at in dated.items():
+            for p in inv.channels_under[node]:
+                if p in self._covered and (p not in earliest or at < earliest[p]):
+                    earliest[p] = at
         while self._next_boundary < len(self._boundaries) and self._boundaries[self._next_boundary][0] <= t:
-            activity.add(self._boundaries[self._next_boundary][1])
+            earliest[self._boundaries[self._next_boundary][1]] = t
             self._next_boundary += 1
-        affected |= activity
-        if not affected:
+        if not earliest:
             return
-        going_offline: list[tuple[int, datetime, str]] = []
-        touched: dict[str, Incident] = {}
-        for pos in sorted(affected):
-            node_id = inv.channels[pos].node
-            old = self.state[pos]
-            decisive: str | None = None
-            if not inv[node_id].active_at(t):
-                new = ChannelState.INACTIVE
-            else:
-                new = ChannelState.ONLINE
-                for nid in inv.path(node_id):
-                    s = self.node_state.get(nid, NodeState.UP)
-                    if s is not NodeState.UP:
-                        decisive = nid
-                        new = ChannelState.OFFLINE if s is NodeState.DOWN else ChannelState.UNKNOWN
-                        break
-            if new is old:
-                continue
-            if pos in activity:
-                when = t
-            elif decisive is not None and decisive in dated:
-                when = dated[decisive]
-            else:
-                when = max((dated[n] for n in inv.path(node_id) if n in dated), default=t)
+        steps: list[tuple[datetime, int, ChannelState, str | None]] = []
+        for pos in sorted(earliest):
             hist = self.transitions[pos]
-            if hist and when < hist[-1][0]:
-                when = hist[-1][0]
-            hist.append((when, new))
+            begin = max(earliest[pos], hist[-1][0]) if hist else earliest[pos]
+            points = {begin}
+            for nid in inv.path(inv.channels[pos].node):
+                nh = self.node_history.get(nid)
+                if nh:
+                    i = bisect.bisect_right(nh, begin, key=lambda h: h[0])
+                    points.update(at for at, _ in nh[i:])
+            if earliest[pos] == t:
+                points.add(t)  # an activity boundary at t
+            current = self.state[pos]
+            for at in sorted(points):
+                new, decisive = self._channel_at(pos, at)
+                if new is not current:
+                    steps.append((at, pos, new, decisive))
+                    current = new
+        steps.sort(key=lambda s: (s[0], s[1]))
+        touched: dict[str, Incident] = {}
+        for when, pos, new, decisive in steps:
+            old = self.state[pos]
+            self.transitions[pos].append((when, new))
             self.state[pos] = new
             incident = self.member_of.get(pos)
             if old is ChannelState.OFFLINE and incident is not None:
-                spans = incident.intervals[pos]
-                spans[-1][1] = when
+                incident.intervals[pos][-1][1] = when
                 incident.offline.discard(pos)
                 touched[incident.id] = incident
             if new is ChannelState.OFFLINE:
                 assert decisive is not None
-                going_offline.append((pos, when, decisive))
+                incident = self._join(pos, when, decisive, known)
+                incident.offline.add(pos)
+                incident.pending.add(pos)
+                incident.intervals.setdefault(pos, []).append([when, None])
+                touched[incident.id] = incident
+            elif new is ChannelState.UNKNOWN and incident is None:
+                # A member that had returned and now goes unseen holds its open incident again (SPEC R3).
+                held = self._holding(pos)
+                if held is not None:
+                    held.pending.add(pos)
+                    self.member_of[pos] = held
+                    touched[held.id] = held
             elif new in (ChannelState.ONLINE, ChannelState.INACTIVE) and incident is not None:
                 # the latest return so far: an earlier-dated return known later does not end it earlier
                 self._returned[incident.id] = max(self._returned.get(incident.id, when), when)
                 incident.pending.discard(pos)
                 del self.member_of[pos]
                 touched[incident.id] = incident
-        for pos, when, decisive in going_offline:  # inventory order
-            incident = self._join(pos, when, decisive, known)
-            incident.offline.add(pos)
-            incident.pending.add(pos)
-            incident.intervals.setdefault(pos, []).append([when, None])
-            touched[incident.id] = incident
         for incident in touched.values():
             self._measure(incident, known)
             if incident.open and not incident.pending:
@@ -255,19 +283,21 @@ class Engine:
                 del self.open[incident.id]
                 incident.timeline.append(TimelineEntry(incident.end, known, TimelineKind.ENDED, ""))
 
+    def _holding(self, pos: int) -> Incident | None:
+        """The open incident that has held channel ``pos`` (a channel is in at most one: it rejoins it)."""
+        for candidate in self.open.values():
+            if pos in candidate.members:
+                return candidate
+        return None
+
     def _join(self, pos: int, when: datetime, decisive: str, known: datetime) -> Incident:
         node_id = self.inventory.channels[pos].node
         label = self.inventory.channels[pos].label
-        incident = self.member_of.get(pos)
-        if incident is None:
-            for candidate in self.open.values():
-                if pos in candidate.members:  # held it, went unknown: still pending
-                    incident = candidate
-                    break
+        incident = self.member_of.get(pos) or self._holding(pos)  # held it, went unknown or back: rejoins
         if incident is None:
             chosen = choose_incident(self.inventory, node_id, when, self.open.values(), self.window)
             if chosen is None:
-                incident = Incident(id=incident_id(decisive, when), scope=decisive, start=when)
+                incident = Incident(id=self._new_id(decisive, when), scope=decisive, start=when)
                 self.incidents.append(incident)
                 self.by_id[incident.id] = incident
                 self.open[incident.id] = incident
@@ -282,6 +312,16 @@ class Engine:
         incident.members.setdefault(pos, None)
         self.member_of[pos] = incident
         return incident
+
+    def _new_id(self, scope: str, start: datetime) -> str:
+        """``{scope}@{start}``, or with ``~2``, ``~3``... when an earlier incident took it (SPEC R6)."""
+        base = incident_id(scope, start)
+        if base not in self.by_id:
+            return base
+        n = 2
+        while f"{base}~{n}" in self.by_id:
+            n += 1
+        return f"{base}~{n}"
 
     def _measure(self, incident: Incident, known: datetime) -> None:
         count = len(incident.offline)
@@ -372,11 +412,6 @@ class Engine:
             findings=tuple(self.findings),
             unmatched=tuple(self.unmatched),
         )
-
-    def drain_derived(self) -> list[StateEvent]:
-        """State events confirmed from polls since the last drain (the live service stores these)."""
-        out, self.derived = self.derived, []
-        return out
 
     def open_incidents(self) -> list[Incident]:
         return list(self.open.values())

@@ -7,7 +7,7 @@ import pytest
 from monitor.confirmation import ConfirmationSettings, Confirmer
 from monitor.engine import ChannelState
 from monitor.events import NodeState, PollEvent, StateEvent
-from tests.monitor.builders import ack, engine, poll, polls, pos, t, tree, unknown
+from tests.monitor.builders import ack, engine, poll, polls, pos, t, tree, unknown, up
 
 
 def feed(c: Confirmer, events: list[PollEvent], current: NodeState = NodeState.UP) -> list[StateEvent | None]:
@@ -91,8 +91,7 @@ def test_engine_dates_the_change_at_the_first_poll_and_knows_it_at_the_third() -
     assert inc.id == "CPE-1@2026-10-03T10:00:00Z" and inc.start == t(10, 0)
     assert inc.ack == t(10, 2) and inc.ack_by == "second"
     assert eng.transitions[pos(inv, "CPE-1.1")] == [(t(10, 0), ChannelState.OFFLINE)]
-    assert eng.drain_derived() == [StateEvent(at=t(10), node="CPE-1", state=NodeState.DOWN, known_at=t(10, 2))]
-    assert eng.drain_derived() == []
+    assert eng.node_history["CPE-1"] == [(t(10), NodeState.DOWN)]  # dated at the first poll of the run
     # back up: ok at 10:30, 10:31 -> up dated 10:30
     eng.replay(polls("CPE-1", t(10, 30), 2, ok=True))
     h = eng.snapshot(t(11))
@@ -134,3 +133,28 @@ def test_polls_of_a_node_outside_the_inventory_are_unmatched() -> None:
     eng = engine(tree("T1/CPE-1:cam"))
     eng.replay(polls("CPE-9", t(10), 3, ok=False))
     assert len(eng.unmatched) == 3 and eng.incidents == []
+
+
+def test_a_stale_poll_is_reported_not_applied_with_its_reason() -> None:
+    """SPEC R7: a poll dated at or before the node's last applied poll is not applied, and says why."""
+    eng = engine(tree("T1/CPE-1:cam"))
+    eng.replay(polls("CPE-1", t(10), 2, ok=False))  # 10:00, 10:01 failed
+    eng.apply_instant(t(10, 2), [PollEvent(at=t(9, 30), node="CPE-1", ok=False, known_at=t(10, 2))])
+    (u,) = eng.unmatched
+    assert u.event.at == t(9, 30) and "not after the last applied poll" in u.reason and "10:01:00Z" in u.reason
+    assert eng.open_incidents() == []  # the stale failure did not count towards the run of 3
+    eng.replay([poll("CPE-1", t(10, 3), False)])
+    assert eng.open_incidents()[0].start == t(10)
+
+
+def test_a_given_state_interrupts_the_run_of_polls() -> None:
+    """SPEC R7: any ``state`` event for a node (not only unknown) interrupts its confirmation run."""
+    inv = tree("T1/CPE-1:cam")
+    eng = engine(inv)
+    ch = pos(inv, "CPE-1.1")
+    eng.replay(polls("CPE-1", t(10), 2, ok=False))  # two failures of three
+    eng.replay([up("CPE-1", t(10, 2))])  # a state given by someone else: the run starts again
+    eng.replay([poll("CPE-1", t(10, 3), False)])  # one failure of a fresh run: still up
+    assert eng.state[ch] is ChannelState.ONLINE
+    eng.replay(polls("CPE-1", t(10, 4), 2, ok=False))  # 10:03, 10:04, 10:05: down dated 10:03
+    assert eng.transitions[ch] == [(t(10, 3), ChannelState.OFFLINE)]
