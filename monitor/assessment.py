@@ -4,8 +4,13 @@ Pure functions over frozen values; no clock of their own (the report's ``as_of``
 
 Channel-seconds are counted in integer microseconds inside ``[month start, min(month end, as_of))`` with this
 precedence per channel-second: inactive (counts nowhere) > excluded (maintenance over the channel, or offline
-time spent in an incident whose exclusion is approved) > blind (unknown) > online / offline.
+time spent in an excluded incident) > blind (unknown) > online / offline.
 ``online_rate = online / (online + offline)``.
+
+An incident is **excluded** (not scored) for one of two reasons, decided once per incident by :func:`verdict`:
+its third-party exclusion is approved, or it is planned maintenance that ended within its cover (SPEC R4).
+Every rule that names an excluded incident (channel-seconds, the claim rule, the items) takes the one set of
+excluded incident ids, whatever the reason.
 """
 
 from __future__ import annotations
@@ -237,7 +242,8 @@ def channel_seconds(
     excluded_incidents: set[str],
     maintenance: MaintenanceIndex | None = None,
 ) -> dict[int, Seconds]:
-    """Channel-seconds per channel inside ``window`` (already cut at as_of)."""
+    """Channel-seconds per channel inside ``window`` (already cut at as_of); ``excluded_incidents``: the ids of
+    the excluded incidents (:func:`excluded_ids`), whose channels' offline time in them is excluded."""
     maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
     lo, hi = window
     by_channel_excluded: dict[int, list[Span]] = {}
@@ -271,8 +277,27 @@ def channel_seconds(
 
 
 # ---------------------------------------------------------------------- incidents
-def _maintenance_clock(inventory: Inventory, incident: IncidentView, maintenance: MaintenanceIndex) -> datetime | None:
-    """When every channel of the incident is under maintenance at its start: the moment the last window ends."""
+EXCLUSION = "exclusion"
+MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How an incident counts: when its response and recovery clocks start, and why it is not scored
+    (``"exclusion"``: its exclusion is approved; ``"maintenance"``: planned and over by its cover's end), or
+    ``None`` when it is scored."""
+
+    clock_start: datetime
+    excluded_by: str | None
+
+    @property
+    def excluded(self) -> bool:
+        return self.excluded_by is not None
+
+
+def planned_until(inventory: Inventory, incident: IncidentView, maintenance: MaintenanceIndex) -> datetime | None:
+    """SPEC R4: when, at the incident's start, every channel it ever holds is inside its maintenance cover (its
+    windows merged where they overlap or touch), the latest end of those covers; otherwise ``None``."""
     if not maintenance.windows:
         return None
     latest: datetime | None = None
@@ -285,6 +310,33 @@ def _maintenance_clock(inventory: Inventory, incident: IncidentView, maintenance
     return latest
 
 
+def verdict(inventory: Inventory, incident: IncidentView, maintenance: MaintenanceIndex, as_of: datetime) -> Verdict:
+    """SPEC §4 and R4. An approved exclusion excludes the whole incident. A planned incident (see
+    :func:`planned_until`) is excluded when it ends (or, still open, is measured to ``as_of``) by its cover's
+    latest end, and is otherwise scored from that moment."""
+    end = incident.end if incident.end is not None else as_of
+    excluded_by = EXCLUSION if incident.exclusion_status() is ExclusionStatus.APPROVED else None
+    clock_start = incident.start
+    cover_end = planned_until(inventory, incident, maintenance)
+    if cover_end is not None:
+        if end <= cover_end:
+            excluded_by = excluded_by or MAINTENANCE
+        else:
+            clock_start = cover_end
+    return Verdict(clock_start, excluded_by)
+
+
+def verdicts(inventory: Inventory, history: History, maintenance: MaintenanceIndex) -> dict[str, Verdict]:
+    """The verdict on every incident of the history (whatever month it started in: an excluded incident's
+    offline time comes off every month it spans)."""
+    return {i.id: verdict(inventory, i, maintenance, history.as_of) for i in history.incidents}
+
+
+def excluded_ids(judged: dict[str, Verdict]) -> set[str]:
+    """The ids of the excluded incidents, for every rule that names one (whatever the reason)."""
+    return {incident_id for incident_id, v in judged.items() if v.excluded}
+
+
 def _overrun_points(duration_s: Fraction, limit_s: int, step_s: int) -> int:
     """``1 + floor(d / step)`` for an overrun ``d > 0`` over the limit, else 0."""
     d = duration_s - limit_s
@@ -295,20 +347,12 @@ def score_incident(
     inventory: Inventory,
     policy: Policy,
     incident: IncidentView,
-    maintenance: MaintenanceIndex,
+    judged: Verdict,
     as_of: datetime,
 ) -> IncidentScore:
+    """The incident's figures and deductions under its :func:`verdict` ``judged``."""
     end = incident.end if incident.end is not None else as_of
-    clock_start = incident.start
-    excluded_by: str | None = None
-    if incident.exclusion_status() is ExclusionStatus.APPROVED:
-        excluded_by = "exclusion"
-    cover_end = _maintenance_clock(inventory, incident, maintenance)
-    if cover_end is not None:
-        if end <= cover_end:
-            excluded_by = excluded_by or "maintenance"
-        else:
-            clock_start = cover_end
+    clock_start, excluded_by = judged.clock_start, judged.excluded_by
     ack_or_end = end if incident.ack is None else min(incident.ack, end)
     response_s = max(Fraction(0), _seconds(ack_or_end - clock_start))
     recovery_s = max(Fraction(0), _seconds(end - clock_start))
@@ -347,7 +391,8 @@ def claim_breaches(
     excluded_incidents: set[str],
     maintenance: MaintenanceIndex | None = None,
 ) -> list[ClaimBreach]:
-    """Channels offline at each day's claim hour, long enough, unacknowledged, not excluded (SPEC §5)."""
+    """Channels offline at each day's claim hour, long enough, unacknowledged, not inside maintenance and not
+    held by an excluded incident (``excluded_incidents``: :func:`excluded_ids`) (SPEC §5, R4)."""
     maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
     instants = [t for t in month.claim_instants(policy) if t < history.as_of]
     if not instants:
@@ -410,10 +455,11 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
     window = (month.start, min(month.end, max(as_of, month.start)))
     in_month = [i for i in history.incidents if month.start <= i.start < month.end]
     maintenance = MaintenanceIndex(inventory, history.maintenance)
-    scores = tuple(score_incident(inventory, policy, i, maintenance, as_of) for i in in_month)
-    # Excluded offline time comes from every approved exclusion, whatever month the incident started in.
-    approved = {i.id for i in history.incidents if i.exclusion_status() is ExclusionStatus.APPROVED}
-    per_channel = channel_seconds(inventory, history, window, approved, maintenance)
+    judged = verdicts(inventory, history, maintenance)
+    scores = tuple(score_incident(inventory, policy, i, judged[i.id], as_of) for i in in_month)
+    # One set of excluded incidents (approved exclusion or maintenance), whatever month they started in.
+    excluded = excluded_ids(judged)
+    per_channel = channel_seconds(inventory, history, window, excluded, maintenance)
     total = sum(per_channel.values(), Seconds())
     areas: dict[str, Seconds] = {}
     circuits: dict[str, Seconds] = {}
@@ -424,7 +470,7 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
         circuit = inventory.circuit_of(node)
         if circuit is not None:
             circuits[circuit] = circuits.get(circuit, Seconds()) + secs
-    breaches = tuple(claim_breaches(inventory, policy, history, month, approved, maintenance))
+    breaches = tuple(claim_breaches(inventory, policy, history, month, excluded, maintenance))
     findings = tuple(f for f in history.findings if month.start <= f.at < month.end and f.at <= as_of)
     found: dict[str, Decimal] = {}
     for f in findings:
