@@ -18,12 +18,12 @@ everything the assessment needs into a :class:`History`.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from itertools import groupby
 
+from monitor.channels import ChannelState, channel_state
 from monitor.confirmation import ConfirmationSettings, Confirmer
 from monitor.events import (
     AckEvent,
@@ -52,12 +52,28 @@ from monitor.incidents import (
 from monitor.inventory import Inventory
 from monitor.policy import Policy
 
+__all__ = ["ChannelState", "Engine", "History", "Unmatched", "state_at"]
 
-class ChannelState(StrEnum):
-    ONLINE = "online"
-    OFFLINE = "offline"
-    UNKNOWN = "unknown"
-    INACTIVE = "inactive"
+
+class _StatesAt(Mapping[str, NodeState]):
+    """Each node's state at one dated time, read from the nodes' dated histories (absent: never changed)."""
+
+    def __init__(self, history: Mapping[str, list[tuple[datetime, NodeState]]], at: datetime) -> None:
+        self._history = history
+        self._at = at
+
+    def __getitem__(self, node: str) -> NodeState:
+        hist = self._history.get(node)
+        i = bisect.bisect_right(hist, self._at, key=lambda h: h[0]) if hist else 0
+        if not i:
+            raise KeyError(node)
+        return hist[i - 1][1]  # type: ignore[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._history)
+
+    def __len__(self) -> int:
+        return len(self._history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,24 +192,9 @@ class Engine:
                 self._apply_other(event, t)
 
     # ------------------------------------------------------------------ state changes
-    def _node_state_at(self, node: str, at: datetime) -> NodeState:
-        """A node's state at dated time ``at`` from its own dated history (up before its first change)."""
-        hist = self.node_history.get(node)
-        if not hist:
-            return NodeState.UP
-        i = bisect.bisect_right(hist, at, key=lambda h: h[0])
-        return hist[i - 1][1] if i else NodeState.UP
-
     def _channel_at(self, pos: int, at: datetime) -> tuple[ChannelState, str | None]:
         """The topmost-not-up rule (SPEC §2) at dated time ``at`` over the nodes' dated histories."""
-        node_id = self.inventory.channels[pos].node
-        if not self.inventory[node_id].active_at(at):
-            return ChannelState.INACTIVE, None
-        for nid in self.inventory.path(node_id):
-            s = self._node_state_at(nid, at)
-            if s is not NodeState.UP:
-                return (ChannelState.OFFLINE if s is NodeState.DOWN else ChannelState.UNKNOWN), nid
-        return ChannelState.ONLINE, None
+        return channel_state(self.inventory, self.inventory.channels[pos].node, _StatesAt(self.node_history, at), at)
 
     def _apply_changes(self, known: datetime, changes: dict[str, tuple[NodeState, datetime]], t: datetime) -> None:
         """Apply one instant's node changes (and the activity boundaries at ``t``).
