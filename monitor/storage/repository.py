@@ -11,7 +11,9 @@ its driver comes out as :class:`~monitor.errors.StorageError` (arguments of the 
 * **Poll runs**, the **inventory** and the **contracts** are current state, rewritten whole.
   Nodes referenced by stored events may be removed from the inventory: events name nodes by id only.
 * **Incidents** are a projection the engine rebuilds from the events, replaced per contract.
-* **Reports** keep every issue as a version; the **audit log** and **evidence** files are append-only.
+* **Reports**: only issued versions are stored (computing one stores nothing), each with its JSON text as
+  issued, the event-log position it saw, and the assessor's signature (SPEC R9).
+* The **audit log** and **evidence** files are append-only.
 * **Tokens**: only the sha256 of a secret is stored; the secret is returned once by
   :meth:`Repository.create_token`.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.confirmation import PollRun
-from monitor.errors import EventError, InventoryError, StorageError
+from monitor.errors import EventError, InventoryError, SlawatchError, StorageError
 from monitor.events import Event, MaintenanceEvent, parse_event
 from monitor.incidents import IncidentView
 from monitor.inventory import Inventory, Node, NodeKind, SnmpSettings
@@ -58,7 +61,20 @@ from monitor.storage.tables import (
     TokenRow,
 )
 
-__all__ = ["CONTRACT_KEYS", "AuditEntry", "EvidenceFile", "Repository", "StoredReport", "TokenInfo"]
+__all__ = [
+    "CONTRACT_KEYS",
+    "AuditEntry",
+    "EventDelta",
+    "EventLog",
+    "EventRecord",
+    "EvidenceFile",
+    "ReportStateError",
+    "ReportVersion",
+    "Repository",
+    "StoredReport",
+    "TokenInfo",
+    "report_text",
+]
 
 _events = cast(Table, EventRow.__table__)
 _poll_runs = cast(Table, PollRunRow.__table__)
@@ -102,8 +118,36 @@ def _aware(value: datetime, name: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportVersion:
+    """What is known about one issued version of a monthly report (SPEC R9), without its body.
+
+    ``generated_at`` is when it was issued; ``last_event_seq`` the position in the event log it saw (None for
+    versions stored before migration 0004, as ``issued_by``). ``signed`` is true for the one signed version
+    of the month that is not superseded: the paid one.
+    """
+
+    contract_id: str
+    month: str
+    version: int
+    as_of: datetime
+    generated_at: datetime
+    policy_hash: str
+    issued_by: str | None = None
+    last_event_seq: int | None = None
+    reason: str | None = None
+    signed_at: datetime | None = None
+    signed_by: str | None = None
+    superseded_by: int | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.signed_at is not None and self.superseded_by is None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredReport:
-    """One issue of a monthly report."""
+    """One issued version of a monthly report: ``content`` is its JSON text exactly as issued, ``body`` the
+    same value parsed."""
 
     contract_id: str
     month: str
@@ -112,6 +156,95 @@ class StoredReport:
     generated_at: datetime
     policy_hash: str
     body: dict[str, Any]
+    content: str = ""
+    issued_by: str | None = None
+    last_event_seq: int | None = None
+    reason: str | None = None
+    signed_at: datetime | None = None
+    signed_by: str | None = None
+    superseded_by: int | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.signed_at is not None and self.superseded_by is None
+
+    def info(self) -> ReportVersion:
+        return ReportVersion(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ReportVersion)})
+
+
+class ReportStateError(SlawatchError):
+    """The month's versions do not allow an issue or a signature: ``status`` 404 (no such version) or 409
+    (the month is closed, the version is already signed, ...); ``field`` names the input at fault."""
+
+    def __init__(self, message: str, *, status: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A stored event as the log has it: ``seq`` its position, ``at`` its dated time, ``known`` when it became
+    known, ``recorded_at`` when the store received it, ``source`` where it came from."""
+
+    seq: int
+    type: str
+    at: datetime
+    known: datetime
+    node: str | None
+    source: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventDelta:
+    """Events one report saw that another did not (:meth:`Repository.events_since`)."""
+
+    count: int  # dated in the range asked for
+    events: list[EventRecord]  # the first of those, in storage order
+    elsewhere: int  # dated outside it
+
+
+@dataclass(frozen=True, slots=True)
+class EventLog:
+    """Stored event payloads in processing order and the log position when they were read."""
+
+    rows: list[tuple[str, Any]]
+    position: int
+    url: str = ""
+
+    def events(self) -> list[Event]:
+        """The payloads parsed (pure: safe in a worker thread)."""
+        out: list[Event] = []
+        for eid, payload in self.rows:
+            try:
+                out.append(parse_event(payload, UTC, where=f"stored event {eid}"))
+            except EventError as exc:
+                raise StorageError(f"the database at {self.url} holds an event that does not parse: {exc}") from exc
+        return out
+
+
+def report_text(body: Mapping[str, Any]) -> str:
+    """A report's JSON text as stored and served: UTF-8, compact, keys in the report's order, no NaN."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+_REPORT_INFO = tuple(_reports.c[f.name] for f in dataclasses.fields(ReportVersion))
+
+
+def _report_version(row: Any) -> ReportVersion:
+    return ReportVersion(**{f.name: row[f.name] for f in dataclasses.fields(ReportVersion)})
+
+
+def _stored_report(row: Any) -> StoredReport:
+    values = {f.name: row[f.name] for f in dataclasses.fields(StoredReport) if f.name != "content"}
+    content = row["content"]
+    return StoredReport(**values, content=content if content is not None else report_text(row["body"]))
+
+
+def _report_subject(contract_id: str, month: str, version: int) -> str:
+    return f"report {contract_id}/{month} v{version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,6 +693,17 @@ class Repository:
 
     # ---------------------------------------------------------------------------------- reports
 
+    async def _lock_month(self, conn: AsyncConnection, contract_id: str, month: str) -> None:
+        """On PostgreSQL, one writer per (contract, month) at a time (SQLite's BEGIN IMMEDIATE already is)."""
+        if self._dialect == "postgresql":
+            key = func.hashtextextended(f"slawatch.reports/{contract_id}/{month}", 0)
+            await conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+    @staticmethod
+    def _check_month(month: str) -> None:
+        if not _MONTH_RE.match(month):
+            raise ValueError(f"month {month!r} is not YYYY-MM")
+
     async def save_report(
         self,
         contract_id: str,
@@ -569,11 +713,11 @@ class Repository:
         policy_hash: str,
         body: Mapping[str, Any],
     ) -> int:
-        """Store a new issue of a contract's ``month`` (``YYYY-MM``) report; return its version (1, 2, ...).
+        """Store ``body`` as a new version of a contract's ``month`` (``YYYY-MM``) report as it is, without the
+        checks of :meth:`issue_report` (no issuer, no event position); return its version (1, 2, ...).
 
         The version is the previous highest for (contract, month) plus one, assigned atomically."""
-        if not _MONTH_RE.match(month):
-            raise ValueError(f"month {month!r} is not YYYY-MM")
+        self._check_month(month)
         row = {
             "contract_id": contract_id,
             "month": month,
@@ -591,9 +735,7 @@ class Repository:
             try:
                 # Should a concurrent writer still take the same number, the key refuses it: try again.
                 async with self._write(f"save the {month} report of contract {contract_id}") as conn:
-                    if self._dialect == "postgresql":  # one writer per (contract, month) at a time
-                        key = func.hashtextextended(f"slawatch.reports/{contract_id}/{month}", 0)
-                        await conn.execute(select(func.pg_advisory_xact_lock(key)))
+                    await self._lock_month(conn, contract_id, month)
                     stmt = insert(_reports).values(version=latest + 1, **row).returning(_reports.c.version)
                     return int((await conn.execute(stmt)).scalar_one())
             except StorageError as exc:
@@ -601,10 +743,175 @@ class Repository:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def issue_report(
+        self,
+        contract_id: str,
+        month: str,
+        *,
+        as_of: datetime,
+        issued_at: datetime,
+        policy_hash: str,
+        body: Mapping[str, Any],
+        issued_by: str,
+        last_event_seq: int,
+        reason: str | None = None,
+    ) -> StoredReport:
+        """Issue a new version of a contract's ``month`` report (SPEC R9) and return it as stored.
+
+        The version number (previous highest plus one) is written into the body as ``version``, and the body
+        is kept as its JSON text (:func:`report_text`), which :meth:`load_report` returns unchanged ever after.
+        When the month is closed (a version is signed) a ``reason`` is required (:class:`ReportStateError`
+        409, field ``reason``). The issue is written to the audit log in the same transaction.
+        """
+        self._check_month(month)
+        if not issued_by:
+            raise ValueError("a report version needs its issuer")
+        reason = reason or None
+        for attempt in range(_REPORT_RETRIES):
+            try:
+                async with self._write(f"issue the {month} report of contract {contract_id}") as conn:
+                    await self._lock_month(conn, contract_id, month)
+                    signed = await self._signed_version(conn, contract_id, month)
+                    if signed is not None and reason is None:
+                        raise ReportStateError(
+                            f"{month} is closed (version {signed} of contract {contract_id} is signed): a new "
+                            "version needs a stated reason",
+                            status=409,
+                            field="reason",
+                        )
+                    latest = await conn.execute(
+                        select(func.coalesce(func.max(_reports.c.version), 0)).where(
+                            _reports.c.contract_id == contract_id, _reports.c.month == month
+                        )
+                    )
+                    version = int(latest.scalar_one()) + 1
+                    stored_body = {**body, "version": version}
+                    when, issued = _aware(as_of, "as_of"), _aware(issued_at, "issued_at")
+                    row: dict[str, Any] = {
+                        "contract_id": contract_id,
+                        "month": month,
+                        "version": version,
+                        "as_of": when,
+                        "generated_at": issued,
+                        "policy_hash": policy_hash,
+                        "body": stored_body,
+                        "content": report_text(stored_body),
+                        "issued_by": issued_by,
+                        "last_event_seq": last_event_seq,
+                        "reason": reason,
+                    }
+                    await conn.execute(insert(_reports).values(**row))
+                    await conn.execute(
+                        insert(_audit).values(
+                            at=issued,
+                            actor=issued_by,
+                            action="report issue",
+                            subject=_report_subject(contract_id, month, version),
+                            detail={
+                                "as_of": when.isoformat(),
+                                "policy_hash": policy_hash,
+                                "last_event_seq": last_event_seq,
+                                "reason": reason,
+                            },
+                        )
+                    )
+                    return _stored_report(row)
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == _REPORT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _signed_version(self, conn: AsyncConnection, contract_id: str, month: str) -> int | None:
+        stmt = select(_reports.c.version).where(
+            _reports.c.contract_id == contract_id,
+            _reports.c.month == month,
+            _reports.c.signed_at.is_not(None),
+            _reports.c.superseded_by.is_(None),
+        )
+        found = (await conn.execute(stmt)).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    async def sign_report(
+        self, contract_id: str, month: str, version: int, *, signed_by: str, signed_at: datetime
+    ) -> ReportVersion:
+        """Sign a version: the month is then closed and this version is the paid one (SPEC R9).
+
+        Only one version of a month is signed at a time. While one is, another can be signed only if it was
+        issued after it with a reason (the month reopened); the earlier signature is then superseded.
+        :class:`ReportStateError` 404 when there is no such version, 409 when the rule refuses.
+        """
+        self._check_month(month)
+        if not signed_by:
+            raise ValueError("a signature needs its signer")
+        when = _aware(signed_at, "signed_at")
+        async with self._write(f"sign version {version} of the {month} report of contract {contract_id}") as conn:
+            await self._lock_month(conn, contract_id, month)
+            stmt = select(*_REPORT_INFO).where(_reports.c.contract_id == contract_id, _reports.c.month == month)
+            rows = {int(r["version"]): _report_version(r) for r in (await conn.execute(stmt)).mappings()}
+            target = rows.get(version)
+            if target is None:
+                have = ", ".join(str(v) for v in sorted(rows)) or "none"
+                raise ReportStateError(
+                    f"no version {version} of the {month} report of contract {contract_id} (issued: {have})",
+                    status=404,
+                    field="version",
+                )
+            current = next((r for r in rows.values() if r.signed), None)
+            if target.signed:
+                raise ReportStateError(f"version {version} of {month} is already the signed one", status=409)
+            if target.signed_at is not None:
+                raise ReportStateError(
+                    f"version {version} of {month} was signed and superseded by version {target.superseded_by}; "
+                    "issue a new version (with a reason) to sign again",
+                    status=409,
+                    field="version",
+                )
+            if current is not None:
+                if version < current.version:
+                    raise ReportStateError(
+                        f"{month} is closed by signed version {current.version}; version {version} predates it: "
+                        "issue a new version with a reason and sign that",
+                        status=409,
+                        field="version",
+                    )
+                if target.reason is None:
+                    raise ReportStateError(
+                        f"{month} is closed by signed version {current.version}; version {version} states no "
+                        "reason: issue a new version with a reason and sign that",
+                        status=409,
+                        field="reason",
+                    )
+                await conn.execute(
+                    update(_reports)
+                    .where(
+                        _reports.c.contract_id == contract_id,
+                        _reports.c.month == month,
+                        _reports.c.version == current.version,
+                    )
+                    .values(superseded_by=version)
+                )
+            await conn.execute(
+                update(_reports)
+                .where(
+                    _reports.c.contract_id == contract_id, _reports.c.month == month, _reports.c.version == version
+                )
+                .values(signed_at=when, signed_by=signed_by)
+            )
+            await conn.execute(
+                insert(_audit).values(
+                    at=when,
+                    actor=signed_by,
+                    action="report sign",
+                    subject=_report_subject(contract_id, month, version),
+                    detail={"supersedes": None if current is None else current.version},
+                )
+            )
+        return dataclasses.replace(target, signed_at=when, signed_by=signed_by)
+
     async def load_report(
         self, contract_id: str, month: str, version: int | None = None
     ) -> StoredReport | None:
-        """An issue of a report (the latest when ``version`` is None), or None when there is none."""
+        """A version of a report (the latest when ``version`` is None), or None when there is none."""
         stmt = select(_reports).where(_reports.c.contract_id == contract_id, _reports.c.month == month)
         if version is None:
             stmt = stmt.order_by(_reports.c.version.desc()).limit(1)
@@ -612,9 +919,19 @@ class Repository:
             stmt = stmt.where(_reports.c.version == version)
         async with self._read(f"load the {month} report of contract {contract_id}") as conn:
             row = (await conn.execute(stmt)).mappings().first()
-        if row is None:
-            return None
-        return StoredReport(**{f.name: row[f.name] for f in dataclasses.fields(StoredReport)})
+        return None if row is None else _stored_report(row)
+
+    async def signed_report(self, contract_id: str, month: str) -> StoredReport | None:
+        """The signed (paid) version of a contract's month, or None while the month is open."""
+        stmt = select(_reports).where(
+            _reports.c.contract_id == contract_id,
+            _reports.c.month == month,
+            _reports.c.signed_at.is_not(None),
+            _reports.c.superseded_by.is_(None),
+        )
+        async with self._read(f"load the signed {month} report of contract {contract_id}") as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return None if row is None else _stored_report(row)
 
     async def report_versions(self, contract_id: str, month: str) -> list[int]:
         """The versions stored for a contract's month, ascending."""
@@ -625,6 +942,70 @@ class Repository:
         )
         async with self._read(f"list the {month} reports of contract {contract_id}") as conn:
             return [int(v) for v in (await conn.execute(stmt)).scalars()]
+
+    async def list_reports(self, contract_id: str, month: str) -> list[ReportVersion]:
+        """What is known about each version of a contract's month (not the bodies), by version."""
+        stmt = (
+            select(*_REPORT_INFO)
+            .where(_reports.c.contract_id == contract_id, _reports.c.month == month)
+            .order_by(_reports.c.version)
+        )
+        async with self._read(f"list the {month} reports of contract {contract_id}") as conn:
+            return [_report_version(r) for r in (await conn.execute(stmt)).mappings()]
+
+    async def load_event_log(self, until_known: datetime | None = None) -> EventLog:
+        """The stored events' payloads in processing order ``(known, seq)`` (with ``until_known``, those known at
+        or before it), and the log's position (the highest ``seq`` stored), read in one transaction.
+
+        The payloads are parsed by :meth:`EventLog.events`, which needs no database (it may run in a worker
+        thread)."""
+        stmt = select(_events.c.id, _events.c.payload).order_by(_events.c.known, _events.c.seq)
+        if until_known is not None:
+            stmt = stmt.where(_events.c.known <= _aware(until_known, "until_known"))
+        async with self._read("load events") as conn:
+            rows = [(str(eid), payload) for eid, payload in (await conn.execute(stmt)).all()]
+            position = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), 0)))).scalar_one()
+        return EventLog(rows, int(position), self._url)
+
+    async def events_since(
+        self,
+        *,
+        position: int | None,
+        as_of: datetime,
+        until_known: datetime,
+        dated_from: datetime,
+        dated_to: datetime,
+        limit: int = 1000,
+    ) -> EventDelta:
+        """The stored events a report as of ``until_known`` sees and one that saw the log up to ``position`` as of
+        ``as_of`` did not (``seq > position`` or ``known > as_of``; ``position`` None: only ``known > as_of``).
+
+        Those dated in ``[dated_from, dated_to)`` are counted and listed (the first ``limit``, in storage
+        order); those dated elsewhere are counted."""
+        news = _events.c.known > _aware(as_of, "as_of")
+        if position is not None:
+            news = news | (_events.c.seq > position)
+        seen = (_events.c.known <= _aware(until_known, "until_known")) & news
+        inside = (_events.c.at >= _aware(dated_from, "dated_from")) & (_events.c.at < _aware(dated_to, "dated_to"))
+        columns = (
+            _events.c.seq,
+            _events.c.type,
+            _events.c.at,
+            _events.c.known,
+            _events.c.node,
+            _events.c.source,
+            _events.c.recorded_at,
+        )
+        async with self._read("load the events since a report") as conn:
+            count_in = (await conn.execute(select(func.count()).select_from(_events).where(seen & inside))).scalar_one()
+            count_out = (
+                await conn.execute(select(func.count()).select_from(_events).where(seen & ~inside))
+            ).scalar_one()
+            rows = (
+                await conn.execute(select(*columns).where(seen & inside).order_by(_events.c.seq).limit(limit))
+            ).all()
+        records = [EventRecord(int(r.seq), r.type, r.at, r.known, r.node, r.source, r.recorded_at) for r in rows]
+        return EventDelta(int(count_in), records, int(count_out))
 
     # ----------------------------------------------------------------------------------- tokens
 

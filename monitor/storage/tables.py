@@ -275,10 +275,29 @@ class IncidentTimelineRow(Base):
 
 
 class ReportRow(Base):
-    """One issue of a monthly report; ``version`` counts from 1 per (contract, month)."""
+    """One issued version of a monthly report (SPEC R9); ``version`` counts from 1 per (contract, month).
+
+    ``content`` is the report's JSON exactly as issued (returned byte for byte ever after; ``body`` is the same
+    value for queries); ``issued_by`` who issued it and ``generated_at`` when; ``last_event_seq`` the position
+    in the event log (``events.seq``) when it was computed: it saw the events with ``seq <= last_event_seq``
+    and ``known <= as_of``. ``reason`` is required for a version of a closed month. ``signed_*`` record the
+    assessor's signature; ``superseded_by`` the later version whose signature replaced it. At most one version
+    per month is signed and not superseded (the paid one): the partial unique index ``ix_reports_signed``.
+    Versions stored before migration 0004 have ``content``, ``issued_by`` and ``last_event_seq`` null.
+    """
 
     __tablename__ = "reports"
-    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index(
+            "ix_reports_signed",
+            "contract_id",
+            "month",
+            unique=True,
+            postgresql_where=text("signed_at IS NOT NULL AND superseded_by IS NULL"),
+            sqlite_where=text("signed_at IS NOT NULL AND superseded_by IS NULL"),
+        ),
+    )
 
     contract_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
@@ -287,6 +306,13 @@ class ReportRow(Base):
     generated_at: Mapped[datetime]
     policy_hash: Mapped[str] = mapped_column(Text)
     body: Mapped[dict[str, Any]]
+    content: Mapped[str | None] = mapped_column(Text)
+    issued_by: Mapped[str | None] = mapped_column(Text)
+    last_event_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    signed_at: Mapped[datetime | None]
+    signed_by: Mapped[str | None] = mapped_column(Text)
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
 
 
 class TokenRow(Base):

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
 from monitor.errors import StorageError
-from monitor.storage import Database
+from monitor.storage import Database, head_revision
 from monitor.storage.database import _alembic_config
 from monitor.storage.maintenance import (
     MaintenanceRequest,
@@ -54,7 +54,7 @@ def _downgrade(conn: Connection, revision: str) -> None:
 
 
 async def test_migration_0003_matches_tables(db: Database) -> None:
-    assert await db.current_revision() == "0003"
+    assert await db.current_revision() == head_revision()
     async with db.engine.connect() as conn:
         assert await conn.run_sync(_diff) == []
         columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns(TABLE)})
