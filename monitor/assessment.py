@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from monitor.channels import ChannelState
 from monitor.contracts import Contract
-from monitor.engine import ChannelState, History, state_at
+from monitor.engine import History, state_at
 from monitor.events import ExclusionStatus, FindingEvent, MaintenanceEvent
 from monitor.incidents import IncidentView
 from monitor.inventory import Inventory, NodeKind
@@ -332,7 +333,7 @@ def verdicts(inventory: Inventory, history: History, maintenance: MaintenanceInd
     return {i.id: verdict(inventory, i, maintenance, history.as_of) for i in history.incidents}
 
 
-def excluded_ids(judged: dict[str, Verdict]) -> set[str]:
+def excluded_ids(judged: Mapping[str, Verdict]) -> set[str]:
     """The ids of the excluded incidents, for every rule that names one (whatever the reason)."""
     return {incident_id for incident_id, v in judged.items() if v.excluded}
 
