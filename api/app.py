@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import authenticate
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.routers import events, evidence, health, incidents, maintenance, metrics, nodes, reports
 from monitor.runtime import open_service
 from monitor.service import Service
@@ -23,7 +24,11 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
-    """The application over ``service``, or over a database and service built from ``settings``."""
+    """The application over ``service``, or over a database and service built from ``settings``.
+
+    ``settings`` also bound what the API accepts (body sizes, clock skew, collectors' backdating); default:
+    from the environment."""
+    config = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,7 +36,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             app.state.service = service
             yield
             return
-        async with open_service(settings or Settings()) as opened:
+        async with open_service(config) as opened:
             app.state.service = opened
             try:
                 yield
@@ -44,7 +49,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.settings = config
     install_error_handlers(app)
+    # Every request body has a limit (SPEC R10), enforced before the body is read whole.
+    app.add_middleware(BodyLimit, default=config.max_body_bytes, evidence=config.max_evidence_bytes)
     app.include_router(health.router)
     app.include_router(metrics.router)  # no token: bound where the API is (127.0.0.1 by default)
     authenticated = [Depends(authenticate)]

@@ -20,6 +20,7 @@ from api.errors import ApiError
 from monitor.contracts import Contract
 from monitor.roles import ADMIN, ROLES
 from monitor.service import Service
+from monitor.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: `slawatch token create --role ROLE`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -33,6 +34,17 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with (limits of what the API accepts: SPEC R8–R10)."""
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    if settings is None:  # pragma: no cover - create_app always sets them
+        raise ApiError(503, "the API has no settings")
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 @dataclass(frozen=True, slots=True)

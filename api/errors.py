@@ -1,17 +1,24 @@
-"""Error responses: every error the API returns is JSON ``{"error": message, "where": ..., "field": ...}``.
+"""Error responses: every error the API returns is a problem document (RFC 9457, ``application/problem+json``)
+with slawatch's own members ``error`` (the message), ``where`` and ``field``::
+
+    {"type": "about:blank", "title": "Unprocessable Content", "status": 422, "detail": message,
+     "error": message, "where": "request line 3", "field": "points"}
 
 ``where`` and ``field`` are present when known (``request line 3`` / ``type``, ``query`` / ``as_of``).
 
     InputError (InventoryError, EventError, PolicyError, ContractError)  -> 422
     StorageError                                                          -> 503
-    ApiError (raised by the API itself: 401, 403, 404, 422)               -> its status
-    framework errors (unknown route, bad query parameter)                 -> their status, same shape
+    ApiError (raised by the API itself: 401, 403, 404, 413, 422)          -> its status
+    BodyTooLarge (a request body over its limit, api.limits)              -> 413
+    framework errors (unknown route, bad query parameter, bad body)       -> their status, same shape
+    anything else (a bug)                                                 -> 500, same shape, logged
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitor.errors import InputError, StorageError
 
 log = logging.getLogger("slawatch.api")
+
+PROBLEM_JSON = "application/problem+json"
 
 
 class ApiError(Exception):
@@ -44,6 +53,15 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body larger than its limit (413). An HTTPException so that FastAPI's own body reading passes
+    it through unchanged; raised by :class:`api.limits.BodyLimit` while the body streams in."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes; nothing stored")
+        self.limit = limit
+
+
 def error_body(message: str, where: str | None = None, field: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
     if where is not None:
@@ -53,26 +71,45 @@ def error_body(message: str, where: str | None = None, field: str | None = None)
     return body
 
 
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem(
+    status: int,
+    message: str,
+    where: str | None = None,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The problem response for ``status``: RFC 9457 members and ``error``/``where``/``field``."""
+    body = {"type": "about:blank", "title": _title(status), "status": status, "detail": message}
+    body.update(error_body(message, where, field))
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+
+
 def _input_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InputError)
-    return JSONResponse(error_body(exc.message, exc.where, exc.field), status_code=422)
+    return problem(422, exc.message, exc.where, exc.field)
 
 
 def _storage_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("storage error", extra={"path": request.url.path, "error": str(exc)})
-    return JSONResponse(error_body(str(exc)), status_code=503)
+    return problem(503, str(exc))
 
 
 def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(
-        error_body(exc.message, exc.where, exc.field), status_code=exc.status, headers=exc.headers
-    )
+    return problem(exc.status, exc.message, exc.where, exc.field, exc.headers)
 
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    where = "request body" if isinstance(exc, BodyTooLarge) else None
+    return problem(exc.status_code, str(exc.detail), where, headers=exc.headers)
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -82,7 +119,16 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     loc = [str(part) for part in first.get("loc", ())]
     where = loc[0] if loc else None
     field = ".".join(loc[1:]) or None
-    return JSONResponse(error_body(str(first.get("msg", "invalid request")), where, field), status_code=422)
+    message = str(first.get("msg", "invalid request"))
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return problem(422, message, where, field)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: a bug is a 500 problem (logged with its traceback), never a plain-text page."""
+    log.error("unexpected error", exc_info=exc, extra={"path": request.url.path})
+    return problem(500, "internal error (logged); nothing more is known to the caller")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -91,3 +137,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

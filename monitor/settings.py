@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1")
     api_port: int = Field(default=8080, gt=0, lt=65536)
+    # What the API accepts (SPEC R8, R9, R10).
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="the largest request body (bytes) except evidence uploads: 413 above"
+    )
+    max_evidence_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="the largest evidence file (bytes) uploaded: 413 above"
+    )
+    max_clock_skew_s: float = Field(
+        default=300.0, ge=0, description="how far after its receipt an event posted to the API may be dated (s)"
+    )
+    max_backdate_s: float = Field(
+        default=3600.0, ge=0, description="how far before its receipt a collector's state or poll may be dated (s)"
+    )
     log_level: str = Field(default="INFO")
 
     @field_validator("log_level")

@@ -2,7 +2,8 @@
 one name a stored one.
 
     POST /evidence?filename=NAME   operator, assessor   the raw file as the body (any Content-Type), at most
-                                                        MAX_EVIDENCE_BYTES (413 above); the same file twice is one
+                                                        the setting max_evidence_bytes (413 above, before the
+                                                        body is read whole); the same file twice is one
     GET  /evidence/{id}            any token            the file's bytes, with its media type, as an attachment
 
 An evidence id is ``sha256:`` and the 64 hex digits of the content's sha256. An event (exclusion, finding) may
@@ -21,7 +22,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import Caller, Principal, ServiceDep, require
+from api.deps import Caller, Principal, ServiceDep, SettingsDep, require
 from api.errors import ApiError
 from monitor.errors import EventError
 from monitor.events import Event
@@ -29,7 +30,8 @@ from monitor.service import Service
 
 router = APIRouter(tags=["evidence"])
 
-#: The largest evidence file accepted (bytes).
+#: A hard cap on evidence files (bytes), over the setting ``max_evidence_bytes`` (the smaller one applies;
+#: api.limits.BodyLimit enforces the setting before the route runs).
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
 
 PREFIX = "sha256:"
@@ -49,20 +51,20 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, f"the file is larger than {MAX_EVIDENCE_BYTES} bytes", where="request body")
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the file is larger than {limit} bytes", where="request body")
 
 
-async def _read_limited(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_EVIDENCE_BYTES:
-        raise _too_large()
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_EVIDENCE_BYTES:
-            raise _too_large()
+        if size > limit:
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -75,11 +77,13 @@ def _media_type(request: Request, filename: str) -> str:
 
 
 @router.post("/evidence", summary="Upload an evidence file (the raw body)", openapi_extra=_BODY_DOC)
-async def upload(request: Request, service: ServiceDep, caller: Uploader, filename: FilenameQuery) -> dict[str, Any]:
+async def upload(
+    request: Request, service: ServiceDep, settings: SettingsDep, caller: Uploader, filename: FilenameQuery
+) -> dict[str, Any]:
     name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
     if not name or any(ord(c) < 32 for c in name):
         raise ApiError(422, "not a usable file name", where="query", field="filename")
-    content = await _read_limited(request)
+    content = await _read_limited(request, min(settings.max_evidence_bytes, MAX_EVIDENCE_BYTES))
     if not content:
         raise ApiError(422, "the body is empty: send the file itself", where="request body")
     media_type = _media_type(request, name)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Caller, Principal, ServiceDep, require
 from api.errors import ApiError
 from monitor.errors import InputError
-from monitor.events import parse_time
+from monitor.events import MAX_TEXT_BYTES, check_text, parse_time
 from monitor.maintenance import AlreadyDecided, UnknownRequest, consent_event, decide_maintenance, request_maintenance
 from monitor.service import Service
 from monitor.storage.maintenance import CONSENTED, MaintenanceRequest, list_requests, load_request
@@ -35,16 +35,24 @@ Assessor = Annotated[Caller, Depends(require("assessor"))]
 class MaintenanceRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    scope: str = Field(min_length=1, description="the node whose channels (and everything under it) are covered")
-    start: str = Field(alias="from", description="RFC 3339; no offset: the contracts' time zone")
-    end: str = Field(alias="to", description="RFC 3339, after 'from'")
-    reason: str = Field(min_length=1, description="the planned work")
+    scope: str = Field(
+        min_length=1, max_length=64, description="the node whose channels (and everything under it) are covered"
+    )
+    start: str = Field(alias="from", max_length=64, description="RFC 3339; no offset: the contracts' time zone")
+    end: str = Field(alias="to", max_length=64, description="RFC 3339, after 'from'")
+    reason: str = Field(
+        min_length=1, max_length=MAX_TEXT_BYTES, description=f"the planned work (at most {MAX_TEXT_BYTES} bytes)"
+    )
 
 
 class DecisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(default=None, description="why (kept with the decision and in the audit log)")
+    note: str | None = Field(
+        default=None,
+        max_length=MAX_TEXT_BYTES,
+        description=f"why (kept with the decision and in the audit log; at most {MAX_TEXT_BYTES} bytes)",
+    )
 
 
 StatusQuery = Annotated[
@@ -63,6 +71,7 @@ def _json(request: MaintenanceRequest) -> dict[str, Any]:
 async def post_request(service: ServiceDep, caller: Operator, body: MaintenanceRequestBody) -> dict[str, Any]:
     tz = await service.event_timezone()
     try:
+        check_text(body.reason, "reason")  # bytes of UTF-8: the schema's max_length counts characters
         start = parse_time(body.start, tz, "from")
         end = parse_time(body.end, tz, "to")
         record = await request_maintenance(
@@ -89,6 +98,11 @@ async def get_request(service: ServiceDep, _caller: Principal, request_id: str) 
 async def _decide(
     service: Service, caller: Caller, request_id: str, consent: bool, body: DecisionBody | None
 ) -> dict[str, Any]:
+    if body is not None and body.note is not None:
+        try:
+            check_text(body.note, "note")
+        except InputError as exc:
+            raise InputError(exc.message, where="body", field=exc.field) from None
     try:
         record = await decide_maintenance(
             service, request_id, consent, by=caller.name, at=service.clock(), note=body.note if body else None

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.routers import evidence
-from tests.api.test_maintenance import ClockedApi, clocked_api
+from tests.api.test_maintenance import CST, ClockedApi, clocked_api
 
 PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PHOTO_ID = "sha256:" + hashlib.sha256(PHOTO).hexdigest()
@@ -106,7 +107,9 @@ async def test_over_the_limit_is_413(api: ClockedApi, monkeypatch: pytest.Monkey
 
 
 async def test_exclusion_naming_unknown_evidence_is_refused_whole(api: ClockedApi) -> None:
+    api.clock.now = datetime(2026, 3, 20, 10, 0, 30, tzinfo=CST)  # events are received when they happen (R8)
     assert (await post_events(api, "collector", DOWN)).status_code == 200
+    api.clock.now = datetime(2026, 3, 21, 9, 10, tzinfo=CST)
     ack = {"type": "ack", "at": "2026-03-21T08:00:00+08:00", "incident": OPEN}
     r = await post_events(api, "operator", ack, exclusion(PHOTO_ID))
     assert r.status_code == 422

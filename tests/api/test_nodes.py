@@ -79,7 +79,16 @@ async def test_node_state_and_fact_timeline(lab: LiveApi) -> None:
 async def test_unknown_node_is_404(lab: LiveApi) -> None:
     r = await lab.client.get("/api/v1/nodes/CPE-9999", headers=lab.auth())
     assert r.status_code == 404
-    assert r.json() == {"error": "no node 'CPE-9999' in the inventory", "where": "path", "field": "node_id"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "no node 'CPE-9999' in the inventory",
+        "error": "no node 'CPE-9999' in the inventory",
+        "where": "path",
+        "field": "node_id",
+    }
 
 
 async def test_no_credentials_in_any_response(lab: LiveApi) -> None:
