@@ -146,6 +146,7 @@ class Engine:
         self.maintenance: list[MaintenanceEvent] = []
         self.findings: list[FindingEvent] = []
         self.unmatched: list[Unmatched] = []
+        self.changed: set[str] = set()  # ids of incidents opened or changed since the last drain_changed()
 
     # ------------------------------------------------------------------ driving
     def replay(self, events: Iterable[Event]) -> None:
@@ -277,6 +278,7 @@ class Engine:
                 incident.pending.discard(pos)
                 del self.member_of[pos]
                 touched[incident.id] = incident
+        self.changed.update(touched)
         for incident in touched.values():
             self._measure(incident, known)
             if incident.open and not incident.pending:
@@ -375,6 +377,7 @@ class Engine:
         if not targets:
             self.unmatched.append(Unmatched(event, "no incident to apply it to"))
             return
+        self.changed.update(i.id for i in targets)
         for incident in targets:
             if isinstance(event, AckEvent):
                 if incident.ack is None:
@@ -413,6 +416,12 @@ class Engine:
             findings=tuple(self.findings),
             unmatched=tuple(self.unmatched),
         )
+
+    def drain_changed(self) -> list[IncidentView]:
+        """Views of the incidents opened or changed since the last drain (what a store must rewrite)."""
+        out = [self.by_id[i].view(self.inventory, self.policy.level_for(self.by_id[i].peak)) for i in self.changed]
+        self.changed = set()
+        return out
 
     def open_incidents(self) -> list[Incident]:
         return list(self.open.values())

@@ -13,15 +13,16 @@ rebuilds each contract's incident projection by replaying the stored stream thro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.assessment import Assessment, Month, assess
+from monitor.assessment import Assessment
 from monitor.confirmation import ConfirmationSettings, Confirmer
 from monitor.contracts import (
     Contract,
@@ -46,9 +47,29 @@ from monitor.events import (
 from monitor.inventory import Inventory
 from monitor.inventory_io import InventoryDiff
 from monitor.policy import DEFAULT_POLICY, Policy
-from monitor.report import render, report_json
+from monitor.report import render, render_body
+from monitor.report_versions import (
+    Checkpoint,
+    ReportStateError,
+    ReportVersion,
+    StoredReport,
+    assess_body,
+    changes_json,
+    check_as_of,
+    check_reason,
+    go_on,
+    month_of,
+    replay_history,
+    version_json,
+)
 from monitor.storage.database import Database
-from monitor.storage.heartbeats import latest_states
+from monitor.storage.heartbeats import (
+    event_position,
+    events_after,
+    forget_poll_runs,
+    inventory_fingerprint,
+    latest_state_events,
+)
 
 log = logging.getLogger("slawatch.service")
 
@@ -64,6 +85,8 @@ class IngestResult:
     # Stored events that applied to no incident of any contract (an ack before its incident was confirmed,
     # an explanation naming a node with no incident): (where, type, reason). They are kept, not applied.
     unmatched: tuple[tuple[str, str, str], ...] = ()
+    # Polls not applied (SPEC R7: dated at or before the node's last applied poll): (where, reason).
+    not_applied: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,18 +95,65 @@ class IngestResult:
             "duplicates": self.duplicates,
             "confirmed": self.confirmed,
             "unmatched": [{"where": w, "type": t, "reason": r} for w, t, r in self.unmatched],
+            "not_applied": [{"where": w, "reason": r} for w, r in self.not_applied],
         }
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedReport:
+    """A report computed (``version`` None: nothing is stored) as of a time; ``text`` is ``body`` as JSON text
+    and ``position`` the event-log position the computation saw."""
+
     assessment: Assessment
-    version: int
+    version: int | None
     generated_at: datetime
     body: dict[str, Any]
+    text: str = ""
+    position: int = 0
 
     def render(self, fmt: str) -> str:
         return render(self.assessment, fmt, version=self.version, generated_at=self.generated_at)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthReport:
+    """A month's report as the API and the CLI show it (SPEC R9): the computation while the month is open; once a
+    version is signed (closed), that version beside the computation and ``changes`` since the signature."""
+
+    computed: IssuedReport
+    zone: tzinfo
+    claim_hour: int = 11
+    signed: StoredReport | None = None
+    changes: dict[str, Any] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.signed is not None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.signed is None:
+            return self.computed.body
+        return {
+            "closed": True,
+            "month": self.computed.body["month"],
+            "signed_version": version_json(self.signed.info(), self.zone),
+            "signed": self.signed.body,
+            "recomputed": self.computed.body,
+            "changes_since_signature": self.changes,
+        }
+
+    def text(self) -> str:
+        """The JSON text (compact)."""
+        return self.computed.text if self.signed is None else json.dumps(self.to_json(), ensure_ascii=False)
+
+    def render(self, fmt: str) -> str:
+        """``json`` (indented: the envelope when closed), or ``csv`` / ``html`` of what is paid: the signed
+        version once the month is closed, else the computation."""
+        if self.signed is None:
+            return self.computed.render(fmt)
+        if fmt == "json":
+            return json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+        return render_body(self.signed.body, fmt, claim_hour=self.claim_hour)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -94,6 +164,24 @@ class _Projection:
     contracts: tuple[Contract, ...]
     engines: dict[str, Engine]
     events: int
+
+
+@dataclass(slots=True)
+class _IngestCache:
+    """What :meth:`Service.ingest` keeps between batches, so that a live cycle reads and writes little.
+
+    ``inventory`` (None: load it) with the stored inventory's ``fingerprint`` when it was loaded; ``states``
+    each node's latest confirmed state and ``latest`` its (dated, known) times, as the stored stream gives
+    them in processing order; ``confirmer`` the poll runs; ``seq`` the highest stored event position these
+    reflect (None: load them again, e.g. after another process stored events).
+    """
+
+    inventory: Inventory | None = None
+    fingerprint: tuple[Any, ...] | None = None
+    states: dict[str, NodeState] = field(default_factory=dict)
+    latest: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    confirmer: Confirmer | None = None
+    seq: int | None = None
 
 
 def check_events(located: Sequence[tuple[str, Event]], inventory: Inventory) -> None:
@@ -122,6 +210,7 @@ class Service:
         self.confirmation = confirmation or ConfirmationSettings()
         self.clock = clock or (lambda: datetime.now(UTC))
         self._projection: _Projection | None = None
+        self._cache = _IngestCache()
 
     # ------------------------------------------------------------------ inventory and contracts
     async def inventory(self) -> Inventory:
@@ -132,6 +221,7 @@ class Service:
         if contracts:
             validate_contracts(contracts, inventory)
         diff = await self.repo.save_inventory(inventory)
+        self._cache.inventory = None
         if contracts:
             await self.repo.save_contracts([c.to_json() for c in contracts])
         await self.rebuild()
@@ -141,6 +231,7 @@ class Service:
         inventory = await self.inventory()
         validate_contracts(contracts, inventory)
         await self.repo.save_contracts([c.to_json() for c in contracts])
+        self._cache.inventory = None
         await self.rebuild()
 
     async def contracts(self) -> list[Contract]:
@@ -158,35 +249,56 @@ class Service:
         return ZoneInfo(zones.pop()) if len(zones) == 1 else None
 
     # ------------------------------------------------------------------ events
-    async def ingest(self, located: Sequence[tuple[str, Event]], source: str, actor: str = "admin") -> IngestResult:
-        """Validate, confirm, store and project a batch of events (all or nothing)."""
-        inventory = await self.inventory()
+    async def ingest(
+        self,
+        located: Sequence[tuple[str, Event]],
+        source: str,
+        actor: str = "admin",
+        *,
+        keep_runs: bool = True,
+    ) -> IngestResult:
+        """Validate, confirm, store and project a batch of events (all or nothing).
+
+        Polls are confirmed in memory (:meth:`Confirmer.feed`, against the nodes' states kept in memory):
+        only the events and the changes they confirm reach the database, and, with ``keep_runs``, the
+        confirmation runs the batch changed (so that a replay split in two equals one). The live collector
+        passes ``keep_runs=False``: its runs start afresh at every restart anyway. Polls not applied (R7) are
+        returned in ``not_applied``, never dropped silently.
+        """
+        cache = await self._ingest_cache()
+        inventory = cache.inventory
+        confirmer = cache.confirmer
+        assert inventory is not None and confirmer is not None
         check_events(located, inventory)
-        node_state = {node: state for node, (state, _at) in (await latest_states(self.db)).items()}
-        confirmer = Confirmer(self.confirmation)
-        confirmer.restore(await self.repo.load_poll_runs())
-        to_store: list[Event] = []
-        confirmed = 0
-        for _where, event in located:
-            if isinstance(event, PollEvent):
-                change = confirmer.observe(event, node_state.get(event.node, NodeState.UP))
-                if change is None:
-                    continue
-                confirmed += 1
-                event = change
-            if isinstance(event, StateEvent):
-                node_state[event.node] = event.state
-                if event.state is NodeState.UNKNOWN:
-                    confirmer.interrupt(event.node)  # unknown needs fresh runs (SPEC §2), as in the engine
-            to_store.append(event)
+        trial = Confirmer(self.confirmation)
+        trial.runs = dict(confirmer.runs)  # applied only once the batch is stored
+        fed = trial.feed([e for _w, e in located], dict(cache.states))
+        to_store = list(fed.events)
 
         def audit(event: Event) -> tuple[str, str, str | None] | None:
             return (actor, event.type, _subject(event)) if event.type in ACCOUNTING_TYPES else None
 
         inserted = await self.repo.append_events(to_store, source, audit=audit)
-        await self.repo.save_poll_runs(confirmer.runs)
+        touched = {e.node for _w, e in located if isinstance(e, PollEvent | StateEvent)}
+        changed = {n: r for n in touched if (r := trial.runs.get(n)) is not None and r is not confirmer.runs.get(n)}
+        for node in touched - trial.runs.keys():
+            confirmer.runs.pop(node, None)
+        confirmer.runs.update(changed)
+        if keep_runs and changed:
+            await self.repo.save_poll_runs(changed)
+        self._note_stored(cache, inserted)
         if inserted:
+            position = cache.seq
+            if position is not None:
+                count, top = await events_after(self.db, position)
+                cache.seq = top if count == len(inserted) else None  # another writer too: reload next time
             await self._project(inserted, inventory)
+        not_applied = tuple((located[i][0], reason) for i, reason in fed.not_applied)
+        if not_applied:
+            log.warning(
+                "polls not applied",
+                extra={"source": source, "count": len(not_applied), "first": not_applied[0][1]},
+            )
         log.log(
             logging.INFO if inserted else logging.DEBUG,
             "ingested",
@@ -194,12 +306,76 @@ class Service:
                 "source": source,
                 "received": len(located),
                 "stored": len(inserted),
-                "confirmed": confirmed,
+                "confirmed": fed.confirmed,
             },
         )
         return IngestResult(
-            len(located), len(inserted), len(to_store) - len(inserted), confirmed, self._unmatched(located, inserted)
+            len(located),
+            len(inserted),
+            len(to_store) - len(inserted),
+            fed.confirmed,
+            self._unmatched(located, inserted),
+            not_applied,
         )
+
+    async def _ingest_cache(self) -> _IngestCache:
+        """The ingest cache, (re)loaded where the database moved under it: the inventory when its fingerprint
+        changed (another process imported one), the states and runs when events were stored elsewhere."""
+        cache = self._cache
+        fingerprint = await inventory_fingerprint(self.db)
+        if cache.inventory is None or cache.fingerprint != fingerprint:
+            cache.inventory = await self.repo.load_inventory()
+            cache.fingerprint = fingerprint
+        position = await event_position(self.db)
+        if cache.confirmer is None or cache.seq != position:
+            latest = await latest_state_events(self.db)
+            cache.states.clear()
+            cache.states.update({n: state for n, (state, _at, _known) in latest.items()})
+            cache.latest = {n: (at, known) for n, (_state, at, known) in latest.items()}
+            stored = await self.repo.load_poll_runs()
+            if cache.confirmer is None:
+                cache.confirmer = Confirmer(self.confirmation)
+            mine = cache.confirmer.runs
+            cache.confirmer.restore(
+                {**mine, **{n: r for n, r in stored.items() if n not in mine or r.last_poll >= mine[n].last_poll}}
+            )
+            cache.seq = position
+        return cache
+
+    @staticmethod
+    def _note_stored(cache: _IngestCache, inserted: Sequence[Event]) -> None:
+        """Keep each node's latest state as the stored stream gives it (processing order: known, then seq)."""
+        for event in inserted:
+            if not isinstance(event, StateEvent):
+                continue
+            latest = cache.latest.get(event.node)
+            if latest is None or event.known >= latest[1]:
+                cache.states[event.node] = event.state
+                cache.latest[event.node] = (event.at, event.known)
+
+    async def cached_inventory(self) -> Inventory:
+        """The inventory ``ingest`` checks events against: loaded once, again only when it changed."""
+        inventory = (await self._ingest_cache()).inventory
+        assert inventory is not None
+        return inventory
+
+    async def node_states(self) -> Mapping[str, NodeState]:
+        """Each node's latest confirmed state (nodes without a state event are up): kept in memory and
+        updated by every ingest, so a caller may hold on to the mapping."""
+        return (await self._ingest_cache()).states
+
+    async def node_since(self) -> Mapping[str, datetime]:
+        """The dated time of each node's latest confirmed state."""
+        return {n: at for n, (at, _known) in (await self._ingest_cache()).latest.items()}
+
+    async def forget_poll_runs(self, nodes: Iterable[str]) -> None:
+        """Drop the confirmation runs of ``nodes`` (stored and in memory): their next poll starts a new run."""
+        ids = list(nodes)
+        await forget_poll_runs(self.db, ids)
+        confirmer = self._cache.confirmer
+        if confirmer is not None:
+            for node in ids:
+                confirmer.runs.pop(node, None)
 
     def _unmatched(
         self, located: Sequence[tuple[str, Event]], inserted: Sequence[Event]
@@ -242,7 +418,7 @@ class Service:
         for engine in engines.values():
             engine.replay(events)
         self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
-        await self._store_projection(events[-1].known if events else None)
+        await self._store_projection(whole=True)
 
     async def _project(self, inserted: Sequence[Event], inventory: Inventory) -> None:
         """Apply newly stored events to the in-memory engines; rebuild whole when that would not be the same.
@@ -251,54 +427,181 @@ class Service:
         the inventory and contracts are the ones the engines were built on (another process may have imported
         new ones), and the new events are all known after what the engines have applied (an earlier one would
         have to be replayed in its place).
+
+        The events are stored already: a failure here must not make the next ingest fail too. The stored
+        projection is replaced in one transaction (the old one stays whole on failure); the in-memory engines
+        are dropped, so the next ingest (or report) rebuilds them from the stored events, and the failure is
+        logged with its cause.
         """
         p = self._projection
         ordered = sorted(inserted, key=lambda e: e.known)  # stable: ties keep storage order, as a rebuild does
-        if (
-            p is None
-            or p.inventory != inventory
-            or p.contracts != tuple(await self.contracts())
-            or await self.repo.count_events() != p.events + len(ordered)
-            or any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values())
-        ):
-            await self.rebuild()
-            return
-        for engine in p.engines.values():
-            engine.replay(ordered)
-        p.events += len(ordered)
-        await self._store_projection(ordered[-1].known)
+        try:
+            if (
+                p is None
+                or p.inventory != inventory
+                or p.contracts != tuple(await self.contracts())
+                or await self.repo.count_events() != p.events + len(ordered)
+                or any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values())
+            ):
+                await self.rebuild()
+                return
+            for engine in p.engines.values():
+                engine.replay(ordered)
+            p.events += len(ordered)
+            await self._store_projection(whole=False)
+        except Exception as exc:
+            self._projection = None
+            log.exception(
+                "incident projection not stored; it is rebuilt from the stored events on the next ingest",
+                extra={"error": str(exc), "error_type": type(exc).__name__},
+            )
 
-    async def _store_projection(self, last_known: datetime | None) -> None:
+    async def _store_projection(self, *, whole: bool) -> None:
+        """Write the engines' incidents: all of them (``whole``), or those changed since the last write."""
         p = self._projection
         assert p is not None
-        now = self.clock()
-        as_of = max(now, last_known) if last_known is not None else now
         inventory = p.inventory
         for contract_id, engine in p.engines.items():
-            history = engine.snapshot(as_of)
+            if whole:
+                engine.drain_changed()
+                incidents = [i.view(inventory, engine.policy.level_for(i.peak)) for i in engine.incidents]
+            else:
+                incidents = engine.drain_changed()
+                if not incidents:
+                    continue
             await self.repo.replace_incidents(
                 contract_id,
-                list(history.incidents),
+                incidents,
                 lambda pos: (inventory.channels[pos].label, inventory.channels[pos].node),
+                whole=whole,
             )
 
     async def report(
-        self, month: str, *, as_of: datetime | None = None, contract_id: str | None = None, save: bool = True
+        self,
+        month: str,
+        *,
+        as_of: datetime | None = None,
+        contract_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> IssuedReport:
-        """Assess a month as of a time (default now) and keep the issue as a new version."""
+        """Assess a month as of a time (default now), from the events known by then (R8). Stores nothing (R9).
+
+        The events are loaded here, on the event loop; the replay and the assessment run in worker threads so
+        that the loop stays responsive, and ``checkpoint`` (e.g. an HTTP request's ``is_disconnected``) is
+        asked before each expensive step: when it says the caller has gone, :class:`ReportCancelled`.
+        """
         contract = await self.contract(contract_id)
-        inventory = await self.inventory()
-        m = Month.parse(month, contract.policy)
+        m = month_of(month, contract)
         as_of = as_of or self.clock()
-        history = await self.history(contract, as_of, inventory)
-        assessment = assess(inventory, contract, history, m)
+        inventory = await self.inventory()
+        await go_on(checkpoint, "events")
+        events = await self.repo.load_event_log(until_known=as_of)
+        await go_on(checkpoint, "replay")
+        log.debug("report computing", extra={"contract": contract.id, "month": m.key, "events": len(events.rows)})
+        history = await asyncio.to_thread(replay_history, lambda: self._engine(contract, inventory), events, as_of)
+        await go_on(checkpoint, "assessment")
         generated_at = self.clock()
-        version = 0
-        body = report_json(assessment, version=version, generated_at=generated_at)
-        if save:
-            version = await self.repo.save_report(contract.id, m.key, as_of, generated_at, contract.policy.hash, body)
-            body["version"] = version
-        return IssuedReport(assessment, version, generated_at, body)
+        assessment, body, text = await asyncio.to_thread(assess_body, inventory, contract, history, m, generated_at)
+        return IssuedReport(assessment, None, generated_at, body, text, events.position)
+
+    async def month_report(
+        self,
+        month: str,
+        *,
+        as_of: datetime | None = None,
+        contract_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> MonthReport:
+        """The month's report: the computation while the month is open; once closed (a version is signed), the
+        signed version beside the computation and what changed since the signature (R9). Stores nothing."""
+        contract = await self.contract(contract_id)
+        m = month_of(month, contract)
+        computed = await self.report(m.key, as_of=as_of, contract_id=contract.id, checkpoint=checkpoint)
+        zone = contract.policy.zone
+        signed = await self.repo.signed_report(contract.id, m.key)
+        if signed is None:
+            return MonthReport(computed, zone, contract.policy.claim_hour)
+        delta = await self.repo.events_since(
+            position=signed.last_event_seq,
+            as_of=signed.as_of,
+            until_known=computed.assessment.as_of,
+            dated_from=m.start,
+            dated_to=m.end,
+        )
+        changes = changes_json(signed, computed.body, delta, zone)
+        return MonthReport(computed, zone, contract.policy.claim_hour, signed, changes)
+
+    async def issue_report(
+        self,
+        month: str,
+        *,
+        by: str,
+        as_of: datetime | None = None,
+        reason: str | None = None,
+        contract_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> StoredReport:
+        """Issue a new version of a month's report as of a time (default now; not in the future), by ``by``.
+
+        It stores the report's JSON text, the policy hash, the as-of, the issuer and the event-log position the
+        computation saw; that text is what the version returns ever after. A closed month needs a ``reason``
+        (:class:`ReportStateError` 409, field ``reason``); a reason is at most 4 KiB (InputError).
+        """
+        contract = await self.contract(contract_id)
+        m = month_of(month, contract)
+        reason = check_reason(reason)
+        as_of = check_as_of(as_of, self.clock())
+        signed = await self.repo.signed_report(contract.id, m.key)
+        if signed is not None and reason is None:  # checked again when storing; this spares the computation
+            raise ReportStateError(
+                f"{m.key} is closed (version {signed.version} is signed): a new version needs a stated reason",
+                status=409,
+                field="reason",
+            )
+        computed = await self.report(m.key, as_of=as_of, contract_id=contract.id, checkpoint=checkpoint)
+        stored = await self.repo.issue_report(
+            contract.id,
+            m.key,
+            as_of=as_of,
+            issued_at=computed.generated_at,
+            policy_hash=contract.policy.hash,
+            body=computed.body,
+            issued_by=by,
+            last_event_seq=computed.position,
+            reason=reason,
+        )
+        log.info(
+            "report issued",
+            extra={"contract": contract.id, "month": m.key, "version": stored.version, "by": by},
+        )
+        return stored
+
+    async def report_versions(self, month: str, *, contract_id: str | None = None) -> list[ReportVersion]:
+        """The issued versions of a month, by version (without their bodies)."""
+        contract = await self.contract(contract_id)
+        return await self.repo.list_reports(contract.id, month_of(month, contract).key)
+
+    async def report_version(self, month: str, version: int, *, contract_id: str | None = None) -> StoredReport:
+        """An issued version as stored (its ``content`` is the JSON text as issued); 404 ReportStateError if none."""
+        contract = await self.contract(contract_id)
+        key = month_of(month, contract).key
+        stored = await self.repo.load_report(contract.id, key, version)
+        if stored is None:
+            raise ReportStateError(
+                f"no version {version} of the {key} report of contract {contract.id}", status=404, field="version"
+            )
+        return stored
+
+    async def sign_report(
+        self, month: str, version: int, *, by: str, contract_id: str | None = None
+    ) -> ReportVersion:
+        """Sign an issued version (the month is then closed and it is the paid one); see
+        :meth:`Repository.sign_report` for when a signature is refused."""
+        contract = await self.contract(contract_id)
+        key = month_of(month, contract).key
+        signed = await self.repo.sign_report(contract.id, key, version, signed_by=by, signed_at=self.clock())
+        log.info("report signed", extra={"contract": contract.id, "month": key, "version": version, "by": by})
+        return signed
 
 
 def _subject(event: BaseEvent) -> str:

@@ -593,8 +593,11 @@ class Repository:
         contract_id: str,
         incidents: Sequence[IncidentView],
         channel_label: Callable[[int], tuple[str, str]],
+        *,
+        whole: bool = True,
     ) -> None:
-        """Replace every stored incident of ``contract_id`` by ``incidents``, in one transaction.
+        """Replace every stored incident of ``contract_id`` by ``incidents``, in one transaction; with
+        ``whole=False`` replace only the incidents given (by id) and keep the others.
 
         ``channel_label`` maps a channel position to its ``(label, node)``.
         """
@@ -648,7 +651,12 @@ class Repository:
                 )
         async with self._write(f"replace the incidents of contract {contract_id}") as conn:
             for table in (_timeline, _members, _incidents):
-                await conn.execute(delete(table).where(table.c.contract_id == contract_id))
+                if whole:
+                    await conn.execute(delete(table).where(table.c.contract_id == contract_id))
+                    continue
+                key = table.c.id if table is _incidents else table.c.incident_id
+                for ids in _chunks([inc.id for inc in incidents]):
+                    await conn.execute(delete(table).where(table.c.contract_id == contract_id, key.in_(ids)))
             for table, rows in (
                 (_incidents, incident_rows),
                 (_members, member_rows),
@@ -799,6 +807,9 @@ class Repository:
                         "issued_by": issued_by,
                         "last_event_seq": last_event_seq,
                         "reason": reason,
+                        "signed_at": None,
+                        "signed_by": None,
+                        "superseded_by": None,
                     }
                     await conn.execute(insert(_reports).values(**row))
                     await conn.execute(
