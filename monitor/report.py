@@ -8,6 +8,8 @@ Conventions (SPEC §6): times are RFC 3339 strings with the contract's offset (`
 durations and channel-seconds are numbers of seconds (int when whole); ``online_rate`` and ``share_paid`` are
 fractions (0.9, not 90); ``base`` and ``amount`` are rounded half-up to the cent; points are numbers (``null``
 for an item without a cap of its own); ``ack``, ``end`` and ``onsite_s`` are ``null`` when there is none.
+``version`` is ``null`` for a computation (which stores nothing) and the version's number once issued (SPEC R9);
+an issued version's stored body renders again as CSV or HTML with :func:`render_body`.
 
 CSV layout: sections separated by one blank line, each starting with its own header row:
 
@@ -156,7 +158,7 @@ def _incident(s: IncidentScore, a: Assessment) -> dict[str, Any]:
 
 
 def report_json(
-    a: Assessment, *, version: int, generated_at: datetime, names: Mapping[str, str] | None = None
+    a: Assessment, *, version: int | None, generated_at: datetime, names: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The report as JSON values: SPEC §6's fields first, then a few extras (see the module docstring).
 
@@ -295,7 +297,7 @@ def csv_from_json(data: Mapping[str, Any]) -> str:
 
 
 def report_csv(
-    a: Assessment, *, version: int, generated_at: datetime, names: Mapping[str, str] | None = None
+    a: Assessment, *, version: int | None, generated_at: datetime, names: Mapping[str, str] | None = None
 ) -> str:
     """The report as one CSV text: incidents, items, summary, areas, circuits, findings (see module doc)."""
     return csv_from_json(report_json(a, version=version, generated_at=generated_at, names=names))
@@ -412,6 +414,12 @@ def _show_duration(seconds: int | float | None) -> str:
     return f'<data value="{_e(_json_literal(seconds))}">{_e(shown)}</data>'
 
 
+def _show_version(version: int | None) -> str:
+    if version is None:
+        return _bi("not issued (a computation)", "未签发(计算结果)")
+    return _e(version)
+
+
 def _yes_no(flag: bool) -> str:
     return _bi("yes", "是") if flag else _bi("no", "否")
 
@@ -520,7 +528,7 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
         (_bi("Time zone", "时区"), _e(policy["timezone"])),
         (_bi("Monthly base", "月度基数"), base_rule),
         (_bi("As of", "评估截至"), _show_time(data["as_of"])),
-        (_bi("Report version", "报告版本"), _e(data["version"])),
+        (_bi("Report version", "报告版本"), _show_version(data["version"])),
         (_bi("Generated", "生成时间"), _show_time(data["generated_at"])),
     ]
     for label, value in meta:
@@ -721,23 +729,27 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
         add(f'<p>{_bi("Date", "日期")}: <span class="line"></span></p>')
         add("</div>")
     add("</div>")
-    add(
-        '<p class="muted">'
-        + _bi(
+    if data["version"] is None:
+        footer = _bi(
+            f"A computation of {month} under policy {policy['name']}, not an issued version: "
+            "only an issued version can be signed.",
+            f"本页为 {month} 的计算结果(考核规则 {policy['name']}),并非已签发版本:只有签发的版本可以签字。",
+        )
+    else:
+        footer = _bi(
             f"Report version {data['version']} of {month} under policy {policy['name']}; "
             "the JSON and CSV forms of this version carry the same figures.",
             f"本报告为 {month} 第 {data['version']} 版,考核规则 {policy['name']};"
             "同版本的 JSON、CSV 数据与本页一致。",
         )
-        + "</p>"
-    )
+    add(f'<p class="muted">{footer}</p>')
     add("</body>")
     add("</html>")
     return "\n".join(parts) + "\n"
 
 
 def report_html(
-    a: Assessment, *, version: int, generated_at: datetime, names: Mapping[str, str] | None = None
+    a: Assessment, *, version: int | None, generated_at: datetime, names: Mapping[str, str] | None = None
 ) -> str:
     """The report as a printable bilingual (English / Chinese) A4 HTML page with signature blocks."""
     data = report_json(a, version=version, generated_at=generated_at, names=names)
@@ -748,7 +760,7 @@ def render(
     a: Assessment,
     fmt: Format,
     *,
-    version: int,
+    version: int | None,
     generated_at: datetime,
     names: Mapping[str, str] | None = None,
 ) -> str:
@@ -760,4 +772,16 @@ def render(
         return report_csv(a, version=version, generated_at=generated_at, names=names)
     if fmt == "html":
         return report_html(a, version=version, generated_at=generated_at, names=names)
+    raise ValueError(f"unknown report format {fmt!r} (json, csv or html)")
+
+
+def render_body(data: Mapping[str, Any], fmt: Format, *, claim_hour: int = 11) -> str:
+    """A report body as :func:`report_json` made it (a stored version's) in ``fmt``: ``json`` (indented), ``csv``
+    or ``html``; ``claim_hour`` is the policy's, for the HTML's wording of the claim rule."""
+    if fmt == "json":
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return csv_from_json(data)
+    if fmt == "html":
+        return html_from_json(data, claim_hour=claim_hour)
     raise ValueError(f"unknown report format {fmt!r} (json, csv or html)")
