@@ -15,7 +15,8 @@ states, probes what it returns, and reports each probe back with :meth:`Schedule
 * **Behind a not-up parent.** A node is *held* (not probed, any kind) when one of its polled ancestors
   blocks: its last ICMP probe failed, or, not probed yet, its confirmed state is ``down``. The plan names
   the topmost such ancestor (the one its channels are attributed to). A node that stops being held is due
-  at once (the parent is back: see its children now).
+  at once (the parent is back: see its children now); the plan names it as *released*. A held node is not
+  due, so the live loop never counts it blind for want of results (SPEC R2).
 * **Escalation.** When a node's probe fails, its polled ancestors not probed since are due at once, so that
   a dead CPE is seen before its cameras' next probe (their channels go to the CPE, not to each camera).
 * **Global rate limit.** A token bucket of ``rate_pps`` packets/s (burst: one second's worth), an ICMP
@@ -75,12 +76,14 @@ def phase(kind: str, node: str, interval: float) -> float:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What to probe at ``at``. ``due[kind]`` in the order to probe; ``held`` node -> blocking ancestor;
-    ``deferred[kind]``: due but over the rate budget (due again at the next plan)."""
+    ``deferred[kind]``: due but over the rate budget (due again at the next plan); ``released``: nodes held
+    at the previous plan and not any more (due again from now: SPEC R2), in inventory order."""
 
     at: datetime
     due: Mapping[str, tuple[str, ...]]
     held: Mapping[str, str] = field(default_factory=dict)
     deferred: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    released: tuple[str, ...] = ()
 
     def nodes(self, kind: str) -> tuple[str, ...]:
         return self.due.get(kind, ())
@@ -230,4 +233,5 @@ class Scheduler:
             due={k: tuple(v) for k, v in due.items()},
             held=held,
             deferred={k: tuple(v) for k, v in deferred.items() if v},
+            released=tuple(n for n in targets[ICMP] if n in released),
         )

@@ -423,8 +423,9 @@ def run(
     Intervals and limits come from SLAWATCH_* settings (SLAWATCH_ICMP_INTERVAL_S, SLAWATCH_SENTINELS, ...).
     Stops cleanly on Ctrl-C or SIGTERM; the time it is not running is blind (unknown), never down.
     """
+    from api.server import run_live
     from collectors.errors import CollectorError
-    from monitor.live import LiveSettings, run_live
+    from monitor.live import LiveSettings
 
     settings = Settings()
     setup_logging(settings.log_level)

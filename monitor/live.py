@@ -1,14 +1,16 @@
-"""The live service: collectors, engine, storage (and the API) in one process.
+"""The live service: the polling loop over collectors, engine and storage.
 
 :class:`LiveService` runs the polling loop over a :class:`~monitor.service.Service`. Each cycle is
 plan (pure) -> probe (I/O) -> verdicts (pure) -> ``service.ingest`` (I/O), so the live service and a replay
 of ``poll`` events share one code path (confirmation with ``down_after``/``up_after`` and first-poll
-backdating happens inside ``Service.ingest``):
+backdating happens in ``Service.ingest``, in memory: only confirmed changes reach the database):
 
 1. **Plan** (:class:`~collectors.scheduler.Scheduler`): the ICMP and SNMP targets due now; children of a
    blocking parent are held (not probed); the global rate limit defers the rest.
-2. **Lag** (:func:`~collectors.blind.lag_events`): nodes without a result for more than ``blind_after`` of
-   their intervals are unknown (dated when the limit passed).
+2. **Lag** (:class:`~collectors.blind.BlindClocks`): a node whose own probes went out ``blind_after`` times
+   in a row without a verdict is unknown (dated when the limit passed). Time alone never does it (SPEC R2):
+   a late cycle, a deferred node or one held behind a down parent sent nothing; a held node's clock starts
+   again when it is next due.
 3. **Probe**: one ICMP batch (due nodes plus the sentinels), awaited; SNMP batches run beside the cycles (a
    silent agent may take seconds) and their results are taken by the first cycle after they finish.
 4. **Sentinels** (:func:`~collectors.blind.sentinels_blind`): when every sentinel failed, the ICMP batch is
@@ -22,8 +24,8 @@ backdating happens inside ``Service.ingest``):
 
 At start every polled node is unknown from the last heartbeat (the time the service was not running is
 blind, not an outage; on a first start, from now); at a clean stop every polled node is unknown from the
-stop. :func:`run_live` is what ``slawatch run`` calls: database, service, loop and API (uvicorn) in one
-event loop, stopped cleanly by SIGINT/SIGTERM.
+stop. What runs this loop and the API together (``slawatch run``) is :mod:`api.server`, above both: this
+module never imports ``api``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from collectors.blind import lag_events, restart_events, sentinels_blind, unknown_events
+from collectors.blind import BlindClocks, restart_events, sentinels_blind, unknown_events
 from collectors.errors import CollectorError
 from collectors.netrule import LOOPBACK, parse_networks, require_inside
 from collectors.probers import (
@@ -55,13 +56,12 @@ from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSet
 from monitor.errors import EventError, SlawatchError
 from monitor.events import Event, NodeState, PollEvent, StateEvent
 from monitor.inventory import Inventory, Node, NodeKind
-from monitor.runtime import open_service
 from monitor.service import Service
 from monitor.settings import Settings
 from monitor.storage.database import Database
-from monitor.storage.heartbeats import forget_poll_runs, latest_states, read_heartbeat, write_heartbeat
+from monitor.storage.heartbeats import read_heartbeat, write_heartbeat
 
-__all__ = ["CycleReport", "LiveService", "LiveSettings", "run_live"]
+__all__ = ["ACTOR", "SOURCE", "CycleReport", "LiveService", "LiveSettings"]
 
 log = logging.getLogger("slawatch.live")
 
@@ -207,10 +207,10 @@ def _sentinel_nodes(addresses: Sequence[str]) -> list[Node]:
 class _Tracked:
     """The loop's working knowledge (all in memory; the database holds what matters)."""
 
-    states: dict[str, NodeState] = field(default_factory=dict)
-    since: dict[str, datetime] = field(default_factory=dict)
+    states: Mapping[str, NodeState] = field(default_factory=dict)  # the service's, updated by every ingest
+    since: Mapping[str, datetime] = field(default_factory=dict)
     last_result: dict[str, datetime] = field(default_factory=dict)
-    first_seen: dict[str, datetime] = field(default_factory=dict)
+    blind: BlindClocks = field(default_factory=BlindClocks)
     icmp: dict[str, ProbeResult] = field(default_factory=dict)
     snmp_available: dict[str, bool] = field(default_factory=dict)
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, node) -> why
@@ -304,17 +304,18 @@ class LiveService:
         self._open = True
         try:
             inventory = await self._refresh_inventory(now, force=True)
-            await self._refresh_states()
+            self.tracked.states = await self.service.node_states()
+            self.tracked.since = await self.service.node_since()
             beat = await read_heartbeat(self.db, self.live.heartbeat_name)
             polled = self._polled(now)
             gap = restart_events(polled, self.tracked.states, beat.at if beat else None, now)
             await self._store_unknown(gap)
             # every run restarts after the gap, also those of nodes that were unknown already (no event)
-            await forget_poll_runs(self.db, polled)
+            await self.service.forget_poll_runs(polled)
             self.scheduler = Scheduler(self.live.schedule(), start=now)
             self.started_at = now
             for node_id in polled:
-                self.tracked.first_seen.setdefault(node_id, now)
+                self.tracked.blind.due(node_id, now)
             await write_heartbeat(self.db, at=now, started_at=now, running=True, name=self.live.heartbeat_name)
             snmp = self.probers.get(SNMP)
             if isinstance(snmp, SnmpProber):
@@ -389,17 +390,12 @@ class LiveService:
         plan = self.scheduler.plan(at, inventory, states)
         polled = self._polled(at)
         for node_id in polled:
-            t.first_seen.setdefault(node_id, at)
-        intervals = {n: self.scheduler.interval(ICMP, n, states) for n in polled}
-        unknown: list[StateEvent] = lag_events(
-            at,
-            polled,
-            {n: t.last_result.get(n, t.first_seen[n]) for n in polled},
-            intervals,
-            self.live.blind_after,
-            states=states,
-            exempt=plan.held,
-        )
+            t.blind.due(node_id, at)
+        # held (or just released) nodes are not due: their blind clocks start again now (SPEC R2)
+        for node_id in (*plan.held, *plan.released):
+            t.blind.hold(node_id, at)
+        intervals = {n: self.scheduler.interval(ICMP, n, states) for n in polled if n not in plan.held}
+        unknown: list[StateEvent] = t.blind.lag(at, intervals, self.live.blind_after, states=states)
         # SNMP runs beside the cycles (a silent agent may take seconds): take the finished batch, start the next
         n_facts, refused = self._snmp_done()
         snmp_nodes: list[Node] = []
@@ -412,7 +408,13 @@ class LiveService:
         # probe (I/O)
         icmp_nodes = [inventory[n] for n in plan.nodes(ICMP)]
         icmp_batch = icmp_nodes + (self.sentinels if icmp_nodes else [])
-        icmp_results = await self._probe(ICMP, icmp_batch)
+        try:
+            icmp_results = await self._probe(ICMP, icmp_batch)
+        except BaseException:
+            for node in icmp_nodes:  # sent, no verdict: the nodes' own missing results
+                t.blind.missed(node.id, at)
+                self.scheduler.record(ICMP, node.id, at, None)
+            raise
         finished = self.clock()
         sentinel_ok = {s.id: icmp_results[s.id].ok for s in self.sentinels if s.id in icmp_results}
         blind = "sentinels" if sentinels_blind(sentinel_ok) else None
@@ -425,13 +427,19 @@ class LiveService:
                 self.scheduler.record(ICMP, node.id, at, None)
         else:
             for node in icmp_nodes:
-                r = icmp_results[node.id]
+                r = icmp_results.get(node.id)
+                if r is None:  # sent, no verdict
+                    t.blind.missed(node.id, at)
+                    self.scheduler.record(ICMP, node.id, at, None)
+                    continue
                 self.scheduler.record(ICMP, node.id, at, None if r.refused else r.ok)
                 if r.refused:
                     refused += 1
                     self._refused(node, r)
                     continue
                 t.icmp[node.id] = r
+                t.blind.verdict(node.id, at)
+                t.last_result[node.id] = at
                 polls.append(PollEvent(at=at, node=node.id, ok=r.ok, rtt_ms=r.rtt_ms, loss=r.loss))
         # store (I/O): one batch, unknown first (the service interrupts their runs), then the polls
         confirmed = 0
@@ -440,13 +448,11 @@ class LiveService:
         batch += [(f"{SOURCE}:poll", e) for e in polls]
         try:
             if batch:
-                result = await self.service.ingest(batch, SOURCE, ACTOR)
+                result = await self.service.ingest(batch, SOURCE, ACTOR, keep_runs=False)
                 confirmed = result.confirmed
-                for p in polls:
-                    t.last_result[p.node] = at
                 self._note_unknown(unknown)
                 if result.stored:
-                    await self._refresh_states()
+                    t.since = await self.service.node_since()
             await write_heartbeat(
                 self.db,
                 at=at,
@@ -567,15 +573,14 @@ class LiveService:
     async def _store_unknown(self, events: Sequence[StateEvent]) -> None:
         """Ingest ``unknown`` events on their own (at start and stop)."""
         if events:
-            await self.service.ingest([(f"{SOURCE}:blind", e) for e in events], SOURCE, ACTOR)
+            await self.service.ingest([(f"{SOURCE}:blind", e) for e in events], SOURCE, ACTOR, keep_runs=False)
             self._note_unknown(events)
+            self.tracked.since = await self.service.node_since()
 
     def _note_unknown(self, events: Sequence[StateEvent]) -> None:
+        """Log the nodes gone unknown (the service keeps their states)."""
         if not events:
             return
-        for e in events:
-            self.tracked.states[e.node] = e.state
-            self.tracked.since[e.node] = e.at
         log.info(
             "nodes unknown",
             extra={
@@ -585,11 +590,6 @@ class LiveService:
             },
         )
 
-    async def _refresh_states(self) -> None:
-        latest = await latest_states(self.db)
-        self.tracked.states = {n: s for n, (s, _) in latest.items()}
-        self.tracked.since = {n: at for n, (_, at) in latest.items()}
-
     async def _refresh_inventory(self, now: datetime, *, force: bool = False) -> Inventory:
         stale = (
             self.inventory is None
@@ -597,98 +597,12 @@ class LiveService:
             or (now - self._inventory_at).total_seconds() >= self.live.inventory_refresh_s
         )
         if force or stale:
-            inventory = await self.service.inventory()
+            inventory = await self.service.cached_inventory()
             if self.scheduler is not None and self.inventory is not None:
                 for gone in set(self.inventory) - set(inventory):
                     self.scheduler.forget(gone)
+                    self.tracked.blind.forget(gone)
             self.inventory = inventory
             self._inventory_at = now
-            if not force:
-                await self._refresh_states()
         assert self.inventory is not None
         return self.inventory
-
-
-# ---------------------------------------------------------------------- slawatch run
-
-
-class _NoSignals:
-    """Mixin for uvicorn's Server: leave SIGINT/SIGTERM to :func:`run_live`."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-def _api_server(settings: Settings, service: Service, runner: LiveService) -> Any | None:
-    try:
-        import uvicorn
-
-        from api.app import create_app
-    except ImportError as exc:
-        log.warning("API not available, running without it", extra={"reason": str(exc)})
-        return None
-
-    class Server(_NoSignals, uvicorn.Server):
-        pass
-
-    app = create_app(settings, service=service)
-    app.state.live = runner
-    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None)
-    return Server(config)
-
-
-async def _serve(server: Any, settings: Settings) -> None:
-    try:
-        await server.serve()
-    except SystemExit:  # uvicorn exits when it cannot bind
-        raise SlawatchError(
-            f"the API could not start on {settings.api_host}:{settings.api_port} (address in use?)"
-        ) from None
-
-
-async def run_live(
-    settings: Settings,
-    live: LiveSettings,
-    *,
-    serve_api: bool = True,
-    stop: asyncio.Event | None = None,
-    probers: Mapping[str, Prober] | None = None,
-) -> None:
-    """``slawatch run``: database (upgraded), service, live loop and API in this event loop until SIGINT or
-    SIGTERM (or ``stop`` is set). A clean stop marks every polled node unknown from then."""
-    loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
-    installed: list[signal.Signals] = []
-    async with open_service(settings) as service:
-        try:
-            runner = LiveService(service, live, probers=probers)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, stop.set)
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
-                    pass
-            server = _api_server(settings, service, runner) if serve_api else None
-            tasks: list[asyncio.Task[Any]] = [asyncio.create_task(runner.run(stop), name="slawatch-live")]
-            if server is not None:
-                tasks.append(asyncio.create_task(_serve(server, settings), name="slawatch-api"))
-            stopping = asyncio.create_task(stop.wait())
-            try:
-                await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop.set()
-                if server is not None:
-                    server.should_exit = True
-                results = await asyncio.gather(*tasks, return_exceptions=True)
-                stopping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stopping
-            for result in results:
-                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                    raise result
-            if server is not None and not server.started and serve_api:
-                log.warning("the API did not start", extra={"host": settings.api_host, "port": settings.api_port})
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)

@@ -6,7 +6,11 @@ Functions over a connected :class:`~monitor.storage.database.Database` (kept apa
   migration ``0002``): ``started_at``, ``at`` (the last completed cycle: everything before it was
   observed) and ``running`` (``False`` after a clean stop). A restart dates its blind gap at ``at``.
 * :func:`latest_states`: each node's latest confirmed state from the stored ``state`` events (in processing
-  order), with the time it is dated at.
+  order), with the time it is dated at; :func:`latest_state_events` the same with the time it was known (what
+  ``Service.ingest`` loads once and then keeps in memory).
+* :func:`event_position` / :func:`events_after`: cheap reads of the events' ``seq`` (primary key), by which
+  ``Service.ingest`` notices events stored by another process; :func:`inventory_fingerprint`: a one-row
+  summary of the stored inventory, by which it notices an inventory imported by another process.
 * :func:`forget_poll_runs`: drop the confirmer's stored runs of some nodes, so that their next poll starts a
   fresh run. ``Service.ingest`` interrupts the run of a node that goes unknown; the live service calls this
   at start for every polled node, so that a node that was unknown already (no new event) does not continue
@@ -20,19 +24,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.events import NodeState, parse_time
 from monitor.storage.database import WRITE_OPTION, Database, translate_errors
-from monitor.storage.tables import EventRow, HeartbeatRow, PollRunRow
+from monitor.storage.tables import EventRow, HeartbeatRow, NodeRow, PollRunRow
 
-__all__ = ["Heartbeat", "forget_poll_runs", "latest_states", "read_heartbeat", "write_heartbeat"]
+__all__ = [
+    "Heartbeat",
+    "event_position",
+    "events_after",
+    "forget_poll_runs",
+    "inventory_fingerprint",
+    "latest_state_events",
+    "latest_states",
+    "read_heartbeat",
+    "write_heartbeat",
+]
 
 _heartbeats = cast(Table, HeartbeatRow.__table__)
 _events = cast(Table, EventRow.__table__)
 _poll_runs = cast(Table, PollRunRow.__table__)
+_nodes = cast(Table, NodeRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,64 @@ async def latest_states(db: Database) -> dict[str, tuple[NodeState, datetime]]:
         data: dict[str, Any] = payload
         out[node] = (NodeState(data["state"]), parse_time(data["at"], None, "at"))
     return out
+
+
+async def latest_state_events(db: Database) -> dict[str, tuple[NodeState, datetime, datetime]]:
+    """Each node's latest stored ``state`` event in processing order (known, seq): (state, dated, known)."""
+    stmt = (
+        select(_events.c.node, _events.c.payload, _events.c.known)
+        .where(_events.c.type == "state")
+        .order_by(_events.c.known, _events.c.seq)
+    )
+    with translate_errors("load the latest node states", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(stmt)).all()
+    out: dict[str, tuple[NodeState, datetime, datetime]] = {}
+    for node, payload, known in rows:
+        data: dict[str, Any] = payload
+        out[node] = (NodeState(data["state"]), parse_time(data["at"], None, "at"), known)
+    return out
+
+
+async def event_position(db: Database) -> int:
+    """The highest ``seq`` of the stored events (0 when there is none): it moves whenever anyone stores one."""
+    with translate_errors("read the event position", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            return int((await conn.execute(select(func.coalesce(func.max(_events.c.seq), 0)))).scalar_one())
+
+
+async def events_after(db: Database, seq: int) -> tuple[int, int]:
+    """How many events are stored after ``seq``, and the highest ``seq`` (``seq`` when none): a range on the
+    primary key, cheap whatever the size of the table."""
+    stmt = select(func.count(), func.coalesce(func.max(_events.c.seq), seq)).where(_events.c.seq > seq)
+    with translate_errors("read the event position", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            count, top = (await conn.execute(stmt)).one()
+    return int(count), int(top)
+
+
+async def inventory_fingerprint(db: Database) -> tuple[Any, ...]:
+    """A one-row summary of the stored inventory (node count, ids, order, tree, addresses, channels and active
+    intervals): it changes when another process imports a different inventory."""
+    n = _nodes.c
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(n.position), 0),
+        func.coalesce(func.sum(func.length(n.id) * (n.position + 1)), 0),
+        func.coalesce(func.sum(func.length(func.coalesce(n.parent, "")) * (n.position + 1)), 0),
+        func.coalesce(func.sum(func.length(func.coalesce(n.address, "")) * (n.position + 1)), 0),
+        func.coalesce(func.sum(n.channels * (n.position + 1)), 0),
+        func.count(n.commissioned),
+        func.count(n.decommissioned),
+        func.max(n.commissioned),
+        func.max(n.decommissioned),
+        func.max(n.id),
+        func.min(n.id),
+    )
+    with translate_errors("read the inventory fingerprint", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            row = (await conn.execute(stmt)).one()
+    return tuple(row)
 
 
 async def forget_poll_runs(db: Database, nodes: Iterable[str]) -> int:

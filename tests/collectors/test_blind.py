@@ -5,11 +5,11 @@ Times: ``t(hh, mm, ss)`` on 2026-10-03 UTC (tests/monitor/builders.py).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
-from collectors.blind import lag_events, restart_events, sentinels_blind, unknown_events
+from collectors.blind import BlindClock, BlindClocks, lag_events, restart_events, sentinels_blind, unknown_events
 from monitor.confirmation import ConfirmationSettings
 from monitor.engine import ChannelState
 from monitor.events import Event, NodeState, StateEvent
@@ -57,36 +57,82 @@ def test_a_heartbeat_from_the_future_is_clamped_to_now() -> None:
     assert restart_events(["CPE-1"], {}, heartbeat=t(10), now=t(9)) == [unknown("CPE-1", t(9), t(9))]
 
 
-# ---------------------------------------------------------------------- lag
+# ---------------------------------------------------------------------- lag (SPEC R2)
 
 
-def test_lag_unknown_dated_when_blind_after_intervals_passed() -> None:
-    last = {"A": t(8, 0, 0), "B": t(8, 0, 0), "C": t(8, 1, 0), "D": t(8, 0, 0)}
-    intervals = {"A": 60.0, "B": 15.0, "C": 60.0, "D": 60.0}
-    events = lag_events(t(8, 3, 30), ["A", "B", "C", "D", "E"], last, intervals, 3, states={"D": U})
-    # A: 08:00 + 3 x 60 s = 08:03:00 < 08:03:30 -> unknown from 08:03:00
-    # B: 08:00 + 3 x 15 s = 08:00:45 -> unknown from 08:00:45
-    # C: 08:01 + 180 s = 08:04:00 > now -> nothing; D: already unknown; E: no interval (not a target)
-    assert events == [unknown("A", t(8, 3, 0), t(8, 3, 30)), unknown("B", t(8, 0, 45), t(8, 3, 30))]
+def test_lag_needs_blind_after_probes_sent_without_a_verdict() -> None:
+    clocks = BlindClocks()
+    clocks.due("A", t(8))
+    states: dict[str, NodeState] = {}
+    intervals = {"A": 60.0}
+    # probes at 08:01, 08:02 sent, no verdict: two misses of three
+    clocks.missed("A", t(8, 1))
+    clocks.missed("A", t(8, 2))
+    assert clocks.lag(t(8, 3, 30), intervals, 3, states=states) == []
+    # the third miss at 08:03: the clock started 08:00, + 3 x 60 s = 08:03:00 < 08:03:30 -> unknown from 08:03
+    clocks.missed("A", t(8, 3))
+    assert clocks.lag(t(8, 3, 30), intervals, 3, states=states) == [unknown("A", t(8, 3), t(8, 3, 30))]
+    # already unknown: no second event
+    assert clocks.lag(t(8, 4), intervals, 3, states={"A": U}) == []
 
 
-def test_lag_exactly_at_the_limit_is_not_blind_yet() -> None:
-    assert lag_events(t(8, 3), ["A"], {"A": t(8)}, {"A": 60.0}, 3, states={}) == []
+def test_a_late_cycle_alone_never_makes_a_node_unknown() -> None:
+    # A down CPE polled at the suspect interval (2 s): cycles ran late, its last verdict is 11 s old, i.e.
+    # 5.5 suspect intervals, but no probe of it went without a verdict: it stays down, not unknown.
+    clocks = BlindClocks()
+    clocks.verdict("CPE-1", t(8, 0, 0))
+    assert clocks.lag(t(8, 0, 11), {"CPE-1": 2.0}, 3, states={"CPE-1": NodeState.DOWN}) == []
+    # an hour later, still nothing sent (the loop stalled): still no verdict of blindness from time alone
+    assert clocks.lag(t(9), {"CPE-1": 2.0}, 3, states={"CPE-1": NodeState.DOWN}) == []
 
 
-def test_nodes_held_behind_a_parent_are_exempt_from_lag() -> None:
-    assert lag_events(t(9), ["A"], {"A": t(8)}, {"A": 60.0}, 3, states={}, exempt={"A"}) == []
+def test_a_verdict_restarts_the_count() -> None:
+    clocks = BlindClocks()
+    clocks.due("A", t(8))
+    clocks.missed("A", t(8, 1))
+    clocks.missed("A", t(8, 2))
+    clocks.verdict("A", t(8, 3))  # a timeout is a verdict too (the node failed: down, not unknown)
+    clocks.missed("A", t(8, 4))
+    clocks.missed("A", t(8, 5))
+    assert clocks.lag(t(8, 5, 30), {"A": 60.0}, 3, states={}) == []
+    clocks.missed("A", t(8, 6))
+    # 3 misses since 08:03: unknown from 08:03 + 180 s = 08:06:00, known 08:06:30
+    assert clocks.lag(t(8, 6, 30), {"A": 60.0}, 3, states={}) == [unknown("A", t(8, 6), t(8, 6, 30))]
 
 
-def test_a_node_never_polled_counts_from_since() -> None:
-    events = lag_events(t(8, 5), ["A"], {}, {"A": 60.0}, 3, states={}, since=t(8, 1))
-    assert events == [unknown("A", t(8, 4), t(8, 5))]
-    assert lag_events(t(8, 5), ["A"], {}, {"A": 60.0}, 3, states={}) == []  # no since: no verdict
+def test_a_held_node_is_not_due_and_its_clock_starts_again_when_released() -> None:
+    # CAM-1 answered at 10:00:00 (60 s interval); its CPE fails at 10:00:30 and holds it back until the CPE
+    # answers at 10:03:00 (the last plan that held it: 10:02:59). Nothing was sent to CAM-1 meanwhile.
+    clocks = BlindClocks()
+    clocks.verdict("CAM-1", t(10))
+    for second in range(30, 180):  # a plan every second holds it
+        clocks.hold("CAM-1", t(10) + timedelta(seconds=second))
+        # held nodes are left out of the lag check, and would not qualify anyway: nothing was missed
+        assert clocks.lag(t(10) + timedelta(seconds=second), {"CAM-1": 60.0}, 3, states={}) == []
+    assert clocks.clocks["CAM-1"] == BlindClock(t(10, 2, 59), 0)
+    # released at 10:03:00 (the plan resets its clock once more) and probed at once: the probe is lost
+    clocks.hold("CAM-1", t(10, 3))
+    clocks.missed("CAM-1", t(10, 3))
+    clocks.missed("CAM-1", t(10, 4))
+    assert clocks.lag(t(10, 5, 30), {"CAM-1": 60.0}, 3, states={}) == []
+    clocks.missed("CAM-1", t(10, 5))
+    # three misses since it was due again: unknown from 10:03:00 + 180 s = 10:06:00, never inside the outage
+    assert clocks.lag(t(10, 6, 1), {"CAM-1": 60.0}, 3, states={}) == [unknown("CAM-1", t(10, 6), t(10, 6, 1))]
+
+
+def test_lag_is_only_asked_for_nodes_with_an_interval() -> None:
+    clocks = BlindClocks()
+    for at in (t(8, 1), t(8, 2), t(8, 3)):
+        clocks.missed("A", at)
+    assert clocks.clocks["A"] == BlindClock(t(8, 1), 3)  # never due before: the clock starts at the first miss
+    assert lag_events(t(9), clocks.clocks, {}, 3, states={}) == []  # not a target (or held) now
+    clocks.forget("A")
+    assert clocks.clocks == {}
 
 
 def test_blind_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="blind_after"):
-        lag_events(t(8), ["A"], {}, {"A": 60.0}, 0, states={})
+        lag_events(t(8), {}, {"A": 60.0}, 0, states={})
 
 
 # ---------------------------------------------------------------------- through the engine

@@ -153,6 +153,22 @@ def test_children_are_probed_at_once_when_the_parent_answers_again() -> None:
     plan = s.plan(at(12.4), inv, UP)
     assert plan.held == {}
     assert plan.nodes(ICMP) == ("CPE-1.1", "CPE-1.2")  # released: at once, slots or not (64.0, 33.79)
+    assert plan.released == ("CPE-1.1", "CPE-1.2")  # due again from 12.4 s: their blind clocks restart (R2)
+    assert s.plan(at(12.5), inv, UP).released == ()  # once
+
+
+def test_held_and_deferred_nodes_are_named_so_lateness_is_never_blindness() -> None:
+    """A late plan (here 11 s after the last, with a 2-packet budget) defers what does not fit and holds what
+    is behind a failing parent; neither is probed, so neither can miss a probe (SPEC R2)."""
+    inv = network()
+    s = Scheduler(ScheduleSettings(rate_pps=2, icmp_cost=1, snmp_cost=1), start=T0)
+    s.record(ICMP, "CPE-1", at(49.0), ok=False)
+    plan = s.plan(at(60.0), inv, UP)
+    assert plan.held == {"CPE-1.1": "CPE-1", "CPE-1.2": "CPE-1"}
+    # due, oldest slot first: snmp CPE-1 (9.62), icmp CPE-2 (28.31), CPE-2.1 (45.63), CPE-1 at 15 s (57.23);
+    # a budget of 2 packets takes the first two
+    assert plan.nodes(SNMP) == ("CPE-1",) and plan.nodes(ICMP) == ("CPE-2",)
+    assert plan.deferred == {ICMP: ("CPE-2.1", "CPE-1")}
 
 
 def test_a_failing_child_escalates_to_its_parents() -> None:
