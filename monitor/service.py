@@ -13,6 +13,7 @@ rebuilds each contract's incident projection by replaying the stored stream thro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.assessment import Assessment, Month, assess
+from monitor.assessment import Assessment
 from monitor.confirmation import ConfirmationSettings, Confirmer
 from monitor.contracts import (
     Contract,
@@ -46,7 +47,21 @@ from monitor.events import (
 from monitor.inventory import Inventory
 from monitor.inventory_io import InventoryDiff
 from monitor.policy import DEFAULT_POLICY, Policy
-from monitor.report import render, report_json
+from monitor.report import render, render_body
+from monitor.report_versions import (
+    Checkpoint,
+    ReportStateError,
+    ReportVersion,
+    StoredReport,
+    assess_body,
+    changes_json,
+    check_as_of,
+    check_reason,
+    go_on,
+    month_of,
+    replay_history,
+    version_json,
+)
 from monitor.storage.database import Database
 from monitor.storage.heartbeats import (
     event_position,
@@ -86,13 +101,59 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class IssuedReport:
+    """A report computed (``version`` None: nothing is stored) as of a time; ``text`` is ``body`` as JSON text
+    and ``position`` the event-log position the computation saw."""
+
     assessment: Assessment
-    version: int
+    version: int | None
     generated_at: datetime
     body: dict[str, Any]
+    text: str = ""
+    position: int = 0
 
     def render(self, fmt: str) -> str:
         return render(self.assessment, fmt, version=self.version, generated_at=self.generated_at)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthReport:
+    """A month's report as the API and the CLI show it (SPEC R9): the computation while the month is open; once a
+    version is signed (closed), that version beside the computation and ``changes`` since the signature."""
+
+    computed: IssuedReport
+    zone: tzinfo
+    claim_hour: int = 11
+    signed: StoredReport | None = None
+    changes: dict[str, Any] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.signed is not None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.signed is None:
+            return self.computed.body
+        return {
+            "closed": True,
+            "month": self.computed.body["month"],
+            "signed_version": version_json(self.signed.info(), self.zone),
+            "signed": self.signed.body,
+            "recomputed": self.computed.body,
+            "changes_since_signature": self.changes,
+        }
+
+    def text(self) -> str:
+        """The JSON text (compact)."""
+        return self.computed.text if self.signed is None else json.dumps(self.to_json(), ensure_ascii=False)
+
+    def render(self, fmt: str) -> str:
+        """``json`` (indented: the envelope when closed), or ``csv`` / ``html`` of what is paid: the signed
+        version once the month is closed, else the computation."""
+        if self.signed is None:
+            return self.computed.render(fmt)
+        if fmt == "json":
+            return json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n"
+        return render_body(self.signed.body, fmt, claim_hour=self.claim_hour)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -357,7 +418,7 @@ class Service:
         for engine in engines.values():
             engine.replay(events)
         self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
-        await self._store_projection(events[-1].known if events else None)
+        await self._store_projection(whole=True)
 
     async def _project(self, inserted: Sequence[Event], inventory: Inventory) -> None:
         """Apply newly stored events to the in-memory engines; rebuild whole when that would not be the same.
@@ -366,54 +427,181 @@ class Service:
         the inventory and contracts are the ones the engines were built on (another process may have imported
         new ones), and the new events are all known after what the engines have applied (an earlier one would
         have to be replayed in its place).
+
+        The events are stored already: a failure here must not make the next ingest fail too. The stored
+        projection is replaced in one transaction (the old one stays whole on failure); the in-memory engines
+        are dropped, so the next ingest (or report) rebuilds them from the stored events, and the failure is
+        logged with its cause.
         """
         p = self._projection
         ordered = sorted(inserted, key=lambda e: e.known)  # stable: ties keep storage order, as a rebuild does
-        if (
-            p is None
-            or p.inventory != inventory
-            or p.contracts != tuple(await self.contracts())
-            or await self.repo.count_events() != p.events + len(ordered)
-            or any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values())
-        ):
-            await self.rebuild()
-            return
-        for engine in p.engines.values():
-            engine.replay(ordered)
-        p.events += len(ordered)
-        await self._store_projection(ordered[-1].known)
+        try:
+            if (
+                p is None
+                or p.inventory != inventory
+                or p.contracts != tuple(await self.contracts())
+                or await self.repo.count_events() != p.events + len(ordered)
+                or any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values())
+            ):
+                await self.rebuild()
+                return
+            for engine in p.engines.values():
+                engine.replay(ordered)
+            p.events += len(ordered)
+            await self._store_projection(whole=False)
+        except Exception as exc:
+            self._projection = None
+            log.exception(
+                "incident projection not stored; it is rebuilt from the stored events on the next ingest",
+                extra={"error": str(exc), "error_type": type(exc).__name__},
+            )
 
-    async def _store_projection(self, last_known: datetime | None) -> None:
+    async def _store_projection(self, *, whole: bool) -> None:
+        """Write the engines' incidents: all of them (``whole``), or those changed since the last write."""
         p = self._projection
         assert p is not None
-        now = self.clock()
-        as_of = max(now, last_known) if last_known is not None else now
         inventory = p.inventory
         for contract_id, engine in p.engines.items():
-            history = engine.snapshot(as_of)
+            if whole:
+                engine.drain_changed()
+                incidents = [i.view(inventory, engine.policy.level_for(i.peak)) for i in engine.incidents]
+            else:
+                incidents = engine.drain_changed()
+                if not incidents:
+                    continue
             await self.repo.replace_incidents(
                 contract_id,
-                list(history.incidents),
+                incidents,
                 lambda pos: (inventory.channels[pos].label, inventory.channels[pos].node),
+                whole=whole,
             )
 
     async def report(
-        self, month: str, *, as_of: datetime | None = None, contract_id: str | None = None, save: bool = True
+        self,
+        month: str,
+        *,
+        as_of: datetime | None = None,
+        contract_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> IssuedReport:
-        """Assess a month as of a time (default now) and keep the issue as a new version."""
+        """Assess a month as of a time (default now), from the events known by then (R8). Stores nothing (R9).
+
+        The events are loaded here, on the event loop; the replay and the assessment run in worker threads so
+        that the loop stays responsive, and ``checkpoint`` (e.g. an HTTP request's ``is_disconnected``) is
+        asked before each expensive step: when it says the caller has gone, :class:`ReportCancelled`.
+        """
         contract = await self.contract(contract_id)
-        inventory = await self.inventory()
-        m = Month.parse(month, contract.policy)
+        m = month_of(month, contract)
         as_of = as_of or self.clock()
-        history = await self.history(contract, as_of, inventory)
-        assessment = assess(inventory, contract, history, m)
+        inventory = await self.inventory()
+        await go_on(checkpoint, "events")
+        events = await self.repo.load_event_log(until_known=as_of)
+        await go_on(checkpoint, "replay")
+        log.debug("report computing", extra={"contract": contract.id, "month": m.key, "events": len(events.rows)})
+        history = await asyncio.to_thread(replay_history, lambda: self._engine(contract, inventory), events, as_of)
+        await go_on(checkpoint, "assessment")
         generated_at = self.clock()
-        version = 0
-        body = report_json(assessment, version=version, generated_at=generated_at)
-        if save:
-            version = await self.repo.save_report(contract.id, m.key, as_of, generated_at, contract.policy.hash, body)
-            body["version"] = version
-        return IssuedReport(assessment, version, generated_at, body)
+        assessment, body, text = await asyncio.to_thread(assess_body, inventory, contract, history, m, generated_at)
+        return IssuedReport(assessment, None, generated_at, body, text, events.position)
+
+    async def month_report(
+        self,
+        month: str,
+        *,
+        as_of: datetime | None = None,
+        contract_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> MonthReport:
+        """The month's report: the computation while the month is open; once closed (a version is signed), the
+        signed version beside the computation and what changed since the signature (R9). Stores nothing."""
+        contract = await self.contract(contract_id)
+        m = month_of(month, contract)
+        computed = await self.report(m.key, as_of=as_of, contract_id=contract.id, checkpoint=checkpoint)
+        zone = contract.policy.zone
+        signed = await self.repo.signed_report(contract.id, m.key)
+        if signed is None:
+            return MonthReport(computed, zone, contract.policy.claim_hour)
+        delta = await self.repo.events_since(
+            position=signed.last_event_seq,
+            as_of=signed.as_of,
+            until_known=computed.assessment.as_of,
+            dated_from=m.start,
+            dated_to=m.end,
+        )
+        changes = changes_json(signed, computed.body, delta, zone)
+        return MonthReport(computed, zone, contract.policy.claim_hour, signed, changes)
+
+    async def issue_report(
+        self,
+        month: str,
+        *,
+        by: str,
+        as_of: datetime | None = None,
+        reason: str | None = None,
+        contract_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> StoredReport:
+        """Issue a new version of a month's report as of a time (default now; not in the future), by ``by``.
+
+        It stores the report's JSON text, the policy hash, the as-of, the issuer and the event-log position the
+        computation saw; that text is what the version returns ever after. A closed month needs a ``reason``
+        (:class:`ReportStateError` 409, field ``reason``); a reason is at most 4 KiB (InputError).
+        """
+        contract = await self.contract(contract_id)
+        m = month_of(month, contract)
+        reason = check_reason(reason)
+        as_of = check_as_of(as_of, self.clock())
+        signed = await self.repo.signed_report(contract.id, m.key)
+        if signed is not None and reason is None:  # checked again when storing; this spares the computation
+            raise ReportStateError(
+                f"{m.key} is closed (version {signed.version} is signed): a new version needs a stated reason",
+                status=409,
+                field="reason",
+            )
+        computed = await self.report(m.key, as_of=as_of, contract_id=contract.id, checkpoint=checkpoint)
+        stored = await self.repo.issue_report(
+            contract.id,
+            m.key,
+            as_of=as_of,
+            issued_at=computed.generated_at,
+            policy_hash=contract.policy.hash,
+            body=computed.body,
+            issued_by=by,
+            last_event_seq=computed.position,
+            reason=reason,
+        )
+        log.info(
+            "report issued",
+            extra={"contract": contract.id, "month": m.key, "version": stored.version, "by": by},
+        )
+        return stored
+
+    async def report_versions(self, month: str, *, contract_id: str | None = None) -> list[ReportVersion]:
+        """The issued versions of a month, by version (without their bodies)."""
+        contract = await self.contract(contract_id)
+        return await self.repo.list_reports(contract.id, month_of(month, contract).key)
+
+    async def report_version(self, month: str, version: int, *, contract_id: str | None = None) -> StoredReport:
+        """An issued version as stored (its ``content`` is the JSON text as issued); 404 ReportStateError if none."""
+        contract = await self.contract(contract_id)
+        key = month_of(month, contract).key
+        stored = await self.repo.load_report(contract.id, key, version)
+        if stored is None:
+            raise ReportStateError(
+                f"no version {version} of the {key} report of contract {contract.id}", status=404, field="version"
+            )
+        return stored
+
+    async def sign_report(
+        self, month: str, version: int, *, by: str, contract_id: str | None = None
+    ) -> ReportVersion:
+        """Sign an issued version (the month is then closed and it is the paid one); see
+        :meth:`Repository.sign_report` for when a signature is refused."""
+        contract = await self.contract(contract_id)
+        key = month_of(month, contract).key
+        signed = await self.repo.sign_report(contract.id, key, version, signed_by=by, signed_at=self.clock())
+        log.info("report signed", extra={"contract": contract.id, "month": key, "version": version, "by": by})
+        return signed
 
 
 def _subject(event: BaseEvent) -> str:
