@@ -7,6 +7,7 @@ Bad input exits with status 2 and one message naming file, line and field; nothi
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from collectors.lab.cli import lab_app
 from monitor.errors import SlawatchError
-from monitor.events import parse_time, read_jsonl
+from monitor.events import format_time, parse_time, read_jsonl
 from monitor.logs import setup_logging
 from monitor.roles import ROLES
 from monitor.settings import Settings
@@ -198,6 +200,26 @@ def contract_list() -> None:
 
 
 # ---------------------------------------------------------------------- events and reports
+class _ReportGroup(TyperGroup):
+    """``slawatch report MONTH ...`` runs ``report show``: anything that is not a subcommand name (or --help)
+    goes to it, so that ``report 2026-10 --format html -o f.html`` works beside ``report versions 2026-10``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own (vendored) click Context
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+report_app = typer.Typer(
+    cls=_ReportGroup,
+    no_args_is_help=True,
+    help="The monthly assessment. `slawatch report MONTH` computes it (nothing is stored; the same as "
+    "`report show MONTH`); `--issue` issues it as a new version; `report versions MONTH` lists the issued "
+    "versions; `report sign MONTH VERSION --by NAME` signs one, which closes the month.",
+)
+app.add_typer(report_app, name="report")
+
+
 @app.command()
 def replay(
     files: Annotated[list[Path], typer.Argument(help="JSON Lines event files, each in time order")],
@@ -230,33 +252,169 @@ def replay(
             typer.echo(f"  note: {where}: {etype} stored but applied to nothing: {reason}", err=True)
         if len(result.unmatched) > 20:
             typer.echo(f"  note: ... and {len(result.unmatched) - 20} more events applied to nothing", err=True)
+        if result.not_applied:  # SPEC R7: never dropped silently
+            typer.echo(
+                f"  warning: {len(result.not_applied)} polls not applied (replay files in time order: an earlier "
+                "file after a later one cannot confirm what its polls would have)",
+                err=True,
+            )
+        for where, reason in result.not_applied[:20]:
+            typer.echo(f"  not applied: {where}: {reason}", err=True)
+        if len(result.not_applied) > 20:
+            typer.echo(f"  not applied: ... and {len(result.not_applied) - 20} more polls", err=True)
 
 
-@app.command()
+events_app = typer.Typer(help="The stored event stream (the source of truth every report is computed from).")
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("export")
+def events_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSON Lines file to write (default: standard output)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="only events known at or before this RFC 3339 time")
+    ] = None,
+) -> None:
+    """Write the stored events as JSON Lines in processing order, each with the time it became known
+    (``known_at``): ``slawatch replay`` of the file into a fresh database gives the same reports."""
+
+    async def main(service: Any) -> list[Any]:
+        when = None
+        if until is not None:
+            tz = await service.event_timezone()
+            when = parse_time(until, tz, "--until")
+        events: list[Any] = await service.repo.load_events(until_known=when)
+        return events
+
+    events = _run(main)
+    # known_at always written, so a replay of the file needs no default
+    lines = [
+        json.dumps(e.to_json() | {"known_at": format_time(e.known)}, ensure_ascii=False, separators=(",", ":"))
+        for e in events
+    ]
+    text = "".join(line + "\n" for line in lines)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{output}: {len(lines)} events", err=True)
+
+
+def _cli_user() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid
+        return "cli"
+
+
+ContractOption = Annotated[str | None, typer.Option(help="contract id (needed when there are several)")]
+
+
+@report_app.command("show")
 def report(
     month: Annotated[str, typer.Argument(help="YYYY-MM in the contract's time zone")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default now")] = None,
     fmt: Annotated[str, typer.Option("--format", help="json, csv or html")] = "json",
-    contract: Annotated[str | None, typer.Option(help="contract id (needed when there are several)")] = None,
+    contract: ContractOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    issue: Annotated[
+        bool, typer.Option("--issue", help="issue it as a new version (stored; an assessor's act), and print it")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="why this version is issued (required with --issue once the month is closed)")
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="who issues it (with --issue; default cli:<user>)")] = None,
 ) -> None:
     """The monthly assessment: online rate, incidents, deductions, score, share paid and amount.
 
-    Each issue is kept as a new version. The current month gives a projection.
+    Computing it stores nothing; the current month gives a projection. Once a version of the month is signed
+    (closed), JSON shows the signed version beside a recomputation and what changed since the signature, and
+    CSV/HTML show the signed version. With --issue the report is issued as a new version (as of --as-of,
+    default now) and that version is printed; a closed month needs --reason.
     """
     if fmt not in ("json", "csv", "html"):
         raise _fail(f"--format {fmt!r} is not json, csv or html")
+    if not issue and (reason is not None or by is not None):
+        raise _fail("--reason and --by go with --issue")
 
     async def main(service: Any) -> str:
+        from monitor.report import render_body
+
         c = await service.contract(contract)
         when = parse_time(as_of, c.policy.zone, "as_of") if as_of else None
-        try:
-            issued = await service.report(month, as_of=when, contract_id=c.id)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-        return str(issued.render(fmt))
+        if not issue:
+            return str((await service.month_report(month, as_of=when, contract_id=c.id)).render(fmt))
+        stored = await service.issue_report(month, by=by or _cli_user(), as_of=when, reason=reason, contract_id=c.id)
+        typer.echo(f"issued version {stored.version} of {stored.month} (contract {c.id})", err=True)
+        if fmt == "json":
+            return f"{stored.content}\n"
+        return render_body(stored.body, fmt, claim_hour=c.policy.claim_hour)  # type: ignore[arg-type]
 
     _write(_run(main), output)
+
+
+@report_app.command("versions")
+def report_versions(
+    month: Annotated[str, typer.Argument(help="YYYY-MM in the contract's time zone")],
+    contract: ContractOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON, as GET .../versions gives")] = False,
+) -> None:
+    """List the issued versions of a month: as of, when and by whom issued, policy hash, reason, signature.
+
+    The signed version (marked SIGNED) is what is paid; a month with one is closed.
+    """
+    import json
+
+    from monitor.report_versions import version_json
+
+    async def main(service: Any) -> tuple[Any, list[Any]]:
+        c = await service.contract(contract)
+        return c, await service.report_versions(month, contract_id=c.id)
+
+    c, versions = _run(main)
+    rows = [version_json(v, c.policy.zone) for v in versions]
+    if as_json:
+        typer.echo(json.dumps({"contract": c.id, "month": month, "versions": rows}, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no versions of {month} issued (contract {c.id})")
+        return
+    for v in rows:
+        if v["signed"]:
+            state = f"SIGNED by {v['signed_by']} at {v['signed_at']}"
+        elif v["superseded_by"] is not None:
+            state = f"signed by {v['signed_by']} at {v['signed_at']}, superseded by v{v['superseded_by']}"
+        else:
+            state = "not signed"
+        reason = f"\treason: {v['reason']}" if v["reason"] else ""
+        typer.echo(
+            f"v{v['version']}\tas of {v['as_of']}\tissued {v['issued_at']} by {v['issued_by'] or '?'}"
+            f"\tpolicy {v['policy_hash'][:12]}\t{state}{reason}"
+        )
+
+
+@report_app.command("sign")
+def report_sign(
+    month: Annotated[str, typer.Argument(help="YYYY-MM in the contract's time zone")],
+    version: Annotated[int, typer.Argument(min=1, help="the issued version to sign")],
+    by: Annotated[str, typer.Option(help="who signs (the assessor's name; kept with the version and audited)")],
+    contract: ContractOption = None,
+) -> None:
+    """Sign an issued version: the month is then closed and this version is what is paid.
+
+    Only one version of a month is signed at a time: to sign another, issue a new version with --reason
+    (`report MONTH --issue --reason TEXT`) and sign that one.
+    """
+
+    async def main(service: Any) -> Any:
+        return await service.sign_report(month, version, by=by, contract_id=contract)
+
+    signed = _run(main)
+    typer.echo(f"signed version {signed.version} of {signed.month} (contract {signed.contract_id}) by {by}: closed")
 
 
 # ---------------------------------------------------------------------- evidence
@@ -369,7 +527,7 @@ def demo(
         located = [(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)]
         result = await service.ingest(located, source="demo")
         typer.echo(f"events: {prev} replayed, {result.received} events, {result.stored} new")
-        issued = await service.report(prev)
+        issued = await service.report(prev)  # computed and printed; nothing stored (issuing is an assessor's act)
         token = await service.repo.create_token(f"demo-{now:%Y%m%d%H%M%S%f}", "admin")
         return issued, token
 
@@ -377,7 +535,7 @@ def demo(
     a = issued.assessment
     levels = {lvl: sum(1 for i in a.incidents if i.incident.level == lvl) for lvl in (1, 2, 3, 0)}
     typer.echo(
-        f"report {prev} v{issued.version}: online rate {float(a.seconds.rate):.4%}, incidents L1 {levels[1]}, "
+        f"report {prev} (computed, not issued): online rate {float(a.seconds.rate):.4%}, incidents L1 {levels[1]}, "
         f"L2 {levels[2]}, L3 {levels[3]}, faults {levels[0]}; score {a.score}, share paid {a.share_paid:.0%}, "
         f"amount {a.amount} of {a.base} CNY"
     )
