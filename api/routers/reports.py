@@ -1,72 +1,289 @@
-"""Monthly reports (SPEC §5–6) as JSON, CSV or bilingual HTML; every request issues and keeps a version."""
+"""Monthly reports (SPEC §5–6, R8, R9): computed on request (nothing stored); versions issued, listed, fetched, signed.
+
+    GET  /reports/monthly/{month}?as_of=&format=                 compute (any token); a closed month: the signed
+                                                                  version beside a recomputation (JSON)
+    POST /reports/monthly/{month}/versions   {"as_of", "reason"} issue a version (assessor, admin): 201, its JSON
+    GET  /reports/monthly/{month}/versions                        list the versions (any token)
+    GET  /reports/monthly/{month}/versions/{n}?format=            one version: its JSON byte for byte as issued,
+                                                                  or CSV / HTML rendered from it (any token)
+    POST /reports/monthly/{month}/versions/{n}/sign               sign it: the month is closed (assessor, admin)
+
+and the same under ``/contracts/{contract_id}/...``. A computation runs off the event loop and stops when the
+client disconnects (499, nothing sent). Refusals: 404 no such version; 409 a closed month without a ``reason``,
+or a signature the month's state does not allow; 422 bad input; each names its ``field``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import PathContract, ServiceDep, SoleContract
+from api.deps import Caller, PathContract, ServiceDep, SoleContract, require
+from api.errors import ApiError
 from monitor.assessment import Month
 from monitor.contracts import Contract
 from monitor.errors import InputError
 from monitor.events import parse_time
+from monitor.report import render_body
+from monitor.report_versions import REASON_MAX_BYTES, ReportCancelled, ReportStateError, StoredReport, version_json
 from monitor.service import Service
 
 router = APIRouter(tags=["reports"])
 
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+#: The client closed the connection before the report was computed (nginx's code; nobody receives it).
+CLIENT_GONE = 499
 
 AsOf = Annotated[
     str | None,
     Query(description="RFC 3339 time the report is made as of (default now); no offset: the contract's zone"),
 ]
-FormatQuery = Annotated[
-    Literal["json", "csv", "html"], Query(alias="format", description="json, csv or html")
-]
+FormatQuery = Annotated[Literal["json", "csv", "html"], Query(alias="format", description="json, csv or html")]
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number (1, 2, ...)")]
+Issuer = Annotated[Caller, Depends(require("assessor"))]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The report (JSON per SPEC §6, or CSV, or HTML)",
+        "description": "The report (JSON per SPEC §6, or CSV, or HTML); for a closed month (JSON) "
+        '{"closed": true, "signed_version", "signed", "recomputed", "changes_since_signature"}',
         "content": {"text/csv": {}, "text/html": {}},
     }
 }
 
 
-async def _report(service: Service, contract: Contract, month: str, as_of: str | None, fmt: str) -> Response:
+class IssueRequest(BaseModel):
+    """What to issue: as of when (default now, never in the future) and why (required for a closed month)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: str | None = Field(default=None, max_length=64, description="RFC 3339; no offset: the contract's zone")
+    reason: str | None = Field(
+        default=None,
+        max_length=REASON_MAX_BYTES,
+        description="why this version is issued; required once the month is closed (a version is signed)",
+    )
+
+
+def _month(contract: Contract, month: str) -> str:
     try:
-        Month.parse(month, contract.policy)
+        return Month.parse(month, contract.policy).key
     except ValueError as exc:
         raise InputError(str(exc), where="path", field="month") from None
-    when: datetime | None = None
-    if as_of is not None:
-        try:
-            when = parse_time(as_of, contract.policy.zone, "as_of")
-        except InputError as exc:
-            raise InputError(exc.message, where="query", field="as_of") from None
-    issued = await service.report(month, as_of=when, contract_id=contract.id)
-    if fmt == "json":
-        return JSONResponse(issued.body)
-    return Response(issued.render(fmt), media_type=MEDIA_TYPES[fmt])
 
 
-@router.get(
-    "/reports/monthly/{month}", summary="The monthly assessment (single contract)", responses=_RESPONSES
-)
-async def monthly_report(
-    service: ServiceDep, contract: SoleContract, month: str, as_of: AsOf = None, fmt: FormatQuery = "json"
+def _as_of(contract: Contract, as_of: str | None, where: str) -> datetime | None:
+    if as_of is None:
+        return None
+    try:
+        return parse_time(as_of, contract.policy.zone, "as_of")
+    except InputError as exc:
+        raise InputError(exc.message, where=where, field="as_of") from None
+
+
+def _refused(exc: ReportStateError) -> ApiError:
+    return ApiError(exc.status, exc.message, field=exc.field)
+
+
+async def _report(
+    request: Request, service: Service, contract: Contract, month: str, as_of: str | None, fmt: str
 ) -> Response:
-    return await _report(service, contract, month, as_of, fmt)
+    key = _month(contract, month)
+    when = _as_of(contract, as_of, "query")
+    try:
+        result = await service.month_report(
+            key, as_of=when, contract_id=contract.id, checkpoint=request.is_disconnected
+        )
+        await _still_there(request)
+    except ReportCancelled:
+        return Response(status_code=CLIENT_GONE)
+    text = await asyncio.to_thread(result.text) if fmt == "json" else await asyncio.to_thread(result.render, fmt)
+    return Response(text, media_type=MEDIA_TYPES[fmt])
 
 
+async def _still_there(request: Request) -> None:
+    if await request.is_disconnected():
+        raise ReportCancelled("the client went away")
+
+
+async def _issue(
+    request: Request, service: Service, contract: Contract, month: str, body: IssueRequest | None, caller: Caller
+) -> Response:
+    key = _month(contract, month)
+    body = body or IssueRequest()
+    when = _as_of(contract, body.as_of, "body")
+    try:
+        stored = await service.issue_report(
+            key,
+            by=caller.name,
+            as_of=when,
+            reason=body.reason,
+            contract_id=contract.id,
+            checkpoint=request.is_disconnected,
+        )
+    except ReportStateError as exc:
+        raise _refused(exc) from None
+    except ReportCancelled:
+        return Response(status_code=CLIENT_GONE)
+    location = request.url.path.rstrip("/") + f"/{stored.version}"
+    return Response(
+        stored.content,
+        status_code=201,
+        media_type=MEDIA_TYPES["json"],
+        headers={"Location": location, "X-Report-Version": str(stored.version)},
+    )
+
+
+async def _versions(service: Service, contract: Contract, month: str) -> JSONResponse:
+    key = _month(contract, month)
+    versions = await service.report_versions(key, contract_id=contract.id)
+    signed = next((v.version for v in versions if v.signed), None)
+    zone = contract.policy.zone
+    return JSONResponse(
+        {
+            "contract": contract.id,
+            "month": key,
+            "closed": signed is not None,
+            "signed_version": signed,
+            "versions": [version_json(v, zone) for v in versions],
+        }
+    )
+
+
+async def _version(service: Service, contract: Contract, month: str, version: int, fmt: str) -> Response:
+    key = _month(contract, month)
+    try:
+        stored: StoredReport = await service.report_version(key, version, contract_id=contract.id)
+    except ReportStateError as exc:
+        raise _refused(exc) from None
+    if fmt == "json":
+        return Response(stored.content, media_type=MEDIA_TYPES["json"])
+    text = await asyncio.to_thread(render_body, stored.body, fmt, claim_hour=contract.policy.claim_hour)  # type: ignore[arg-type]
+    return Response(text, media_type=MEDIA_TYPES[fmt])
+
+
+async def _sign(service: Service, contract: Contract, month: str, version: int, caller: Caller) -> dict[str, Any]:
+    key = _month(contract, month)
+    try:
+        signed = await service.sign_report(key, version, by=caller.name, contract_id=contract.id)
+    except ReportStateError as exc:
+        raise _refused(exc) from None
+    return {"contract": contract.id, "month": key, **version_json(signed, contract.policy.zone)}
+
+
+# ---------------------------------------------------------------------- the only contract
+@router.get("/reports/monthly/{month}", summary="The monthly assessment (single contract)", responses=_RESPONSES)
+async def monthly_report(
+    request: Request,
+    service: ServiceDep,
+    contract: SoleContract,
+    month: str,
+    as_of: AsOf = None,
+    fmt: FormatQuery = "json",
+) -> Response:
+    """Computed now (nothing is stored). Once the month is closed, JSON shows the signed version beside a
+    recomputation and what changed since the signature; CSV and HTML show the signed version."""
+    return await _report(request, service, contract, month, as_of, fmt)
+
+
+@router.post("/reports/monthly/{month}/versions", summary="Issue a version (assessor, admin)", status_code=201)
+async def issue_version(
+    request: Request,
+    service: ServiceDep,
+    contract: SoleContract,
+    caller: Issuer,
+    month: str,
+    body: IssueRequest | None = None,
+) -> Response:
+    """Stores the report's JSON as of ``as_of`` (default now), the policy hash, the issuer and the last event seen;
+    returns that JSON (``Location``: the version). A closed month needs a ``reason`` (409 otherwise)."""
+    return await _issue(request, service, contract, month, body, caller)
+
+
+@router.get("/reports/monthly/{month}/versions", summary="The issued versions of a month")
+async def list_versions(service: ServiceDep, contract: SoleContract, month: str) -> JSONResponse:
+    return await _versions(service, contract, month)
+
+
+@router.get("/reports/monthly/{month}/versions/{version}", summary="One issued version", responses=_RESPONSES)
+async def get_version(
+    service: ServiceDep, contract: SoleContract, month: str, version: VersionPath, fmt: FormatQuery = "json"
+) -> Response:
+    """JSON: byte for byte as issued. CSV and HTML are rendered from that JSON."""
+    return await _version(service, contract, month, version, fmt)
+
+
+@router.post("/reports/monthly/{month}/versions/{version}/sign", summary="Sign a version (assessor, admin)")
+async def sign_version(
+    service: ServiceDep, contract: SoleContract, caller: Issuer, month: str, version: VersionPath
+) -> dict[str, Any]:
+    """The month is then closed and this version is what is paid. While one is signed, another can be signed
+    only if issued after it with a reason (409 otherwise)."""
+    return await _sign(service, contract, month, version, caller)
+
+
+# ---------------------------------------------------------------------- a named contract
 @router.get(
     "/contracts/{contract_id}/reports/monthly/{month}",
     summary="The monthly assessment of one contract",
     responses=_RESPONSES,
 )
 async def contract_monthly_report(
-    service: ServiceDep, contract: PathContract, month: str, as_of: AsOf = None, fmt: FormatQuery = "json"
+    request: Request,
+    service: ServiceDep,
+    contract: PathContract,
+    month: str,
+    as_of: AsOf = None,
+    fmt: FormatQuery = "json",
 ) -> Response:
-    return await _report(service, contract, month, as_of, fmt)
+    return await _report(request, service, contract, month, as_of, fmt)
+
+
+@router.post(
+    "/contracts/{contract_id}/reports/monthly/{month}/versions",
+    summary="Issue a version of one contract's month (assessor, admin)",
+    status_code=201,
+)
+async def contract_issue_version(
+    request: Request,
+    service: ServiceDep,
+    contract: PathContract,
+    caller: Issuer,
+    month: str,
+    body: IssueRequest | None = None,
+) -> Response:
+    return await _issue(request, service, contract, month, body, caller)
+
+
+@router.get("/contracts/{contract_id}/reports/monthly/{month}/versions", summary="The versions of a contract's month")
+async def contract_list_versions(service: ServiceDep, contract: PathContract, month: str) -> JSONResponse:
+    return await _versions(service, contract, month)
+
+
+@router.get(
+    "/contracts/{contract_id}/reports/monthly/{month}/versions/{version}",
+    summary="One issued version of a contract's month",
+    responses=_RESPONSES,
+)
+async def contract_get_version(
+    service: ServiceDep, contract: PathContract, month: str, version: VersionPath, fmt: FormatQuery = "json"
+) -> Response:
+    return await _version(service, contract, month, version, fmt)
+
+
+@router.post(
+    "/contracts/{contract_id}/reports/monthly/{month}/versions/{version}/sign",
+    summary="Sign a version of a contract's month (assessor, admin)",
+)
+async def contract_sign_version(
+    service: ServiceDep, contract: PathContract, caller: Issuer, month: str, version: VersionPath
+) -> dict[str, Any]:
+    return await _sign(service, contract, month, version, caller)
