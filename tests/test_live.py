@@ -232,13 +232,17 @@ async def lab_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[L
     nft = need_root()
     labs: list[Lab] = []
 
-    async def make(inventory: Inventory | None = None, counted: list[str] | None = None) -> Lab:
+    async def make(
+        inventory: Inventory | None = None,
+        counted: list[str] | None = None,
+        confirmation: ConfirmationSettings = CONFIRM,
+    ) -> Lab:
         inv = inventory or network()
         wire = Wire(nft, counted or [])
         db = Database(default_database_url(tmp_path / f"data{len(labs)}"))
         await db.connect()
         await db.upgrade()
-        service = Service(db, confirmation=CONFIRM)
+        service = Service(db, confirmation=confirmation)
         await service.import_inventory(inv)
         lab = Lab(db, service, inv, wire)
         labs.append(lab)
@@ -318,6 +322,75 @@ async def test_failed_cpe_opens_one_incident_then_heals(lab_factory: Callable[..
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def seconds_by_state(
+    transitions: list[tuple[datetime, ChannelState]], start: datetime, end: datetime
+) -> dict[ChannelState, float]:
+    """Seconds a channel spent in each state over ``[start, end)``, from its dated transitions."""
+    out: dict[ChannelState, float] = {}
+    state: ChannelState | None = None
+    cursor = start
+    for at, new in [*transitions, (end, None)]:
+        if at > cursor and state is not None:
+            stop = min(at, end)
+            if stop > cursor:
+                out[state] = out.get(state, 0.0) + (stop - cursor).total_seconds()
+        if at >= end:
+            break
+        cursor = max(cursor, at)
+        if new is not None:
+            state = new
+    return out
+
+
+@pytest.mark.net
+@pytest.mark.root
+async def test_cpe_outage_is_offline_for_its_length_with_the_demo_polling(
+    lab_factory: Callable[..., Awaitable[Lab]],
+) -> None:
+    """SPEC R2 with the demo's polling (ICMP every 5 s, 2 s while suspect; down after 3 failures, up after 2):
+    a CPE silent on the wire for 25 s makes each of its cameras' channels offline for those 25 s (within one
+    poll interval), and not one second of blind time: the cameras held back behind the CPE are not due, so
+    they are never made unknown, neither while held nor when the CPE answers again."""
+    inv = network()
+    lab = await lab_factory(inv, confirmation=ConfirmationSettings())  # the deployment's 3 / 2, as the demo
+    demo = LiveSettings.demo()
+    live = await lab.start(demo)
+    await wait_for(lab.all_up, 30, "every node up after start")
+    watched_from = now()
+    await asyncio.sleep(demo.icmp_interval_s)
+    fault_s = 25.0
+    drop_at = lab.wire.drop(["127.60.1.1"])
+    await asyncio.sleep(fault_s)
+    heal_at = lab.wire.heal(["127.60.1.1"])
+
+    async def recovered() -> bool:
+        return await lab.all_up() and all(not i["open"] for i in await lab.incidents())
+
+    await wait_for(recovered, 30, "CPE-1 up again and its incident closed")
+    # a few intervals more: anything the release of the cameras would write (the old bug: `unknown` backdated
+    # into the outage) is written by then
+    await asyncio.sleep(2 * demo.icmp_interval_s)
+    watched_to = now()
+    assert live.last_cycle is not None and live.last_cycle.error is None
+    contract = await lab.service.contract(None)
+    history = await lab.service.history(contract, watched_to, inv)
+    real = (heal_at - drop_at).total_seconds()
+    assert real >= fault_s
+    for channel in inv.channels:
+        booked = seconds_by_state(list(history.transitions[channel.position]), watched_from, watched_to)
+        blind = booked.get(ChannelState.UNKNOWN, 0.0)
+        offline = booked.get(ChannelState.OFFLINE, 0.0)
+        assert blind == 0.0, (channel.node, booked)
+        if inv.is_at_or_under(channel.node, "CPE-1"):
+            # offline from the CPE's first failed poll (within 5 s of the drop, dated back) to its first good
+            # poll (within 2 s of the heal)
+            assert abs(offline - real) <= demo.icmp_interval_s, (channel.node, offline, real)
+        else:
+            assert offline == 0.0, (channel.node, booked)
+    incidents = await lab.incidents()
+    assert len(incidents) == 1 and incidents[0]["scope"] == "CPE-1" and incidents[0]["peak"] == 6
 
 
 @pytest.mark.net
