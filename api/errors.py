@@ -108,8 +108,9 @@ def _api_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    where = "request body" if isinstance(exc, BodyTooLarge) else None
-    return problem(exc.status_code, str(exc.detail), where, headers=exc.headers)
+    if isinstance(exc, BodyTooLarge):  # the rest of the body is not read: the connection closes after this
+        return problem(413, str(exc.detail), "request body", headers={"Connection": "close"})
+    return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
