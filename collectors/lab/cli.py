@@ -30,6 +30,7 @@ from collectors.lab.daemon import (
     remove_state_dir,
     request,
 )
+from collectors.lab.faults import NftError, NftFaults
 from collectors.lab.network import (
     DEFAULT_SENTINEL,
     DEFAULT_TABLE,
@@ -42,7 +43,7 @@ from collectors.lab.network import (
     require_loopback,
 )
 
-__all__ = ["lab_app"]
+__all__ = ["adopt_problem", "lab_app"]
 
 ROOT_MESSAGE = (
     "needs root: the lab drops packets with nftables (table inet {table}) and runs net-snmp agents (snmpd) "
@@ -101,6 +102,44 @@ def _call(payload: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def adopt_problem(
+    status: dict[str, Any], inventory: Path, table: str, sentinels: list[str] | None = None
+) -> str | None:
+    """Why the running lab (its daemon's ``status`` answer) cannot be adopted for ``inventory``, or None.
+
+    Adoptable: it runs on the same inventory file, with the same number of nodes and addresses as the file
+    has now, on the nft table ``table`` (still there), with the ``sentinels`` asked for (None: any), and
+    every SNMP agent running but those of CPEs whose power is cut by a fault in progress.
+    """
+    from monitor.inventory_io import load_inventory
+
+    if not status.get("ok"):
+        return f"its daemon answers with an error: {status.get('error')}"
+    if Path(str(status.get("inventory"))) != inventory.absolute():
+        return f"it runs on another inventory ({status.get('inventory')})"
+    inv = load_inventory(inventory)
+    addresses = sum(1 for n in inv.nodes() if n.address is not None)
+    if (status.get("nodes"), status.get("addresses")) != (len(inv), addresses):
+        return (
+            f"it runs on an older version of {inventory} ({status.get('nodes')} nodes, "
+            f"{status.get('addresses')} addresses; the file has {len(inv)} and {addresses})"
+        )
+    if status.get("table") != table:
+        return f"it uses the nft table inet {status.get('table')}, not {table}"
+    try:
+        if not NftFaults(table).exists():
+            return f"its nft table inet {table} is gone"
+    except NftError as exc:
+        return f"its nft table inet {table} cannot be read: {exc}"
+    if sentinels is not None and sorted(status.get("sentinels") or []) != sorted(sentinels):
+        return f"its sentinels are {', '.join(status.get('sentinels') or []) or 'none'}, not {', '.join(sentinels)}"
+    unpowered = {f["node"] for f in status.get("faults", []) if f.get("kind") == "power"}
+    stopped = [a["node"] for a in status.get("agents", []) if not a.get("running") and a["node"] not in unpowered]
+    if stopped:
+        return f"SNMP agents not running: {', '.join(stopped[:10])}"
+    return None
+
+
 def _done(answer: dict[str, Any]) -> None:
     typer.echo(answer.get("message", "ok"))
 
@@ -129,10 +168,19 @@ def up(
             f"pings to it. Repeatable. Default {DEFAULT_SENTINEL}."
         ),
     ] = None,
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="If a healthy lab is already up on this inventory, keep it as it is (its faults in progress "
+            "too) instead of refusing; e.g. after the process that started it was killed.",
+        ),
+    ] = False,
 ) -> None:
     """Start the lab daemon: nft table, one snmpd per CPE with SNMP settings, ready for faults.
 
-    Refuses an inventory with any address outside 127.0.0.0/8 and ::1 (naming node, line and field).
+    Refuses an inventory with any address outside 127.0.0.0/8 and ::1 (naming node, line and field). With
+    --adopt, a healthy lab already up on the same inventory is kept (and said so) instead.
     """
     from monitor.errors import InventoryError
     from monitor.inventory_io import load_inventory
@@ -149,10 +197,32 @@ def up(
         _fail(str(exc))
     directory = lab_dir()
     try:
-        running = request(directory, {"cmd": "status"}, timeout_s=10)
-        _fail(f"the lab is already up (pid {running.get('pid')}, {running.get('inventory')}); `lab down` first", 1)
+        running: dict[str, Any] | None = request(directory, {"cmd": "status"}, timeout_s=10)
     except (LabNotRunning, OSError):
-        pass
+        running = None
+    if running is not None:
+        where = f"pid {running.get('pid')}, {running.get('inventory')}"
+        if not adopt:
+            _fail(
+                f"the lab is already up ({where}); `slawatch lab up --adopt --inventory {inventory}` keeps it "
+                "(faults in progress too) if it runs on that inventory; `slawatch lab down` takes it down first",
+                1,
+            )
+        problem = adopt_problem(running, inventory, table, sentinel)
+        if problem is not None:
+            _fail(
+                f"the lab already up ({where}) cannot be adopted: {problem}. `slawatch lab down` takes it down "
+                "(and clears its faults); then run this again",
+                1,
+            )
+        faults = running.get("faults", [])
+        typer.echo(
+            f"lab already up: adopted (daemon pid {running.get('pid')}, {running.get('addresses')} addresses, "
+            f"{sum(1 for a in running.get('agents', []) if a.get('running'))} SNMP agents running, nft table inet "
+            f"{table}; {len(faults)} fault{'s' if len(faults) != 1 else ''} in progress kept: "
+            f"{', '.join(str(f['node']) for f in faults) or 'none'})"
+        )
+        return
     if directory.exists():
         if not ours_only(directory):
             _fail(f"{directory} holds files that are not the lab's: set SLAWATCH_LAB_DIR to an empty directory")

@@ -270,6 +270,31 @@ def test_up_starts_daemon_agent_and_table(healthy: Lab) -> None:
     assert "already up" in result.output
 
 
+def test_up_adopt_keeps_a_running_lab_and_its_faults(healthy: Lab, tmp_path: Path) -> None:
+    """What a restarted demo does after a crash (kill -9 leaves the lab up): `up --adopt` keeps the running lab
+    and the faults in progress instead of refusing; a lab it cannot adopt is refused with what to run."""
+    before = healthy.status()
+    healthy.run("fail", "CPE-0002")
+    result = healthy.run("up", "--adopt", "--inventory", str(SMALL), "--sentinel", SENTINEL)
+    assert "lab already up: adopted" in result.output and "1 fault in progress kept: CPE-0002" in result.output
+    after = healthy.status()
+    assert after["pid"] == before["pid"]  # the same daemon
+    assert [(f["node"], f["kind"]) for f in after["faults"]] == [("CPE-0002", "fail")]
+    assert silent(["127.10.0.2", "127.20.0.5"])  # the fault in progress is still on the wire
+    assert alive(["127.10.0.1", "127.20.0.1"])
+    # without --adopt: refused, naming both ways out
+    refused = healthy.run("up", "--inventory", str(SMALL), code=1).output
+    assert "already up" in refused and "--adopt" in refused and "slawatch lab down" in refused
+    # another inventory (or other sentinels): not adopted, and told exactly what to run
+    other = tmp_path / "other.csv"
+    other.write_text(SMALL.read_text())
+    refused = healthy.run("up", "--adopt", "--inventory", str(other), code=1).output
+    assert "cannot be adopted: it runs on another inventory" in refused and "`slawatch lab down`" in refused
+    refused = healthy.run("up", "--adopt", "--inventory", str(SMALL), "--sentinel", "127.0.0.9", code=1).output
+    assert "its sentinels are 127.0.0.2, not 127.0.0.9" in refused
+    assert healthy.status()["pid"] == before["pid"] and healthy.status()["faults"] != []
+
+
 def test_fail_silences_a_cpe_and_its_cameras_until_healed(healthy: Lab) -> None:
     assert "3 addresses silent" in healthy.run("fail", "CPE-0001").output
     state = answering([*CPE1, *OTHERS])
