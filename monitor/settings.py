@@ -72,3 +72,30 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'slawatch.db').resolve()}"
+
+
+class AlertSettings(BaseSettings):
+    """Alerts to on-call crews (``monitor.alerts``): where the rules are, how the outbox is delivered, how the
+    one-tap acknowledgement links are signed. Read from ``SLAWATCH_ALERT_*``; without ``rules_file`` no
+    alert is planned or written."""
+
+    model_config = SettingsConfigDict(env_prefix="SLAWATCH_ALERT_", env_file=".env", extra="ignore")
+
+    rules_file: Path | None = Field(
+        default=None, description="YAML alert rules and targets (monitor.alerts.rules); none: no alerts"
+    )
+    secret: str | None = Field(
+        default=None, description="server secret that signs one-tap acknowledgement links (HMAC-SHA256)"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="the base URL crews reach slawatch at (ack links)"
+    )
+    ack_ttl_s: float = Field(default=24 * 3600.0, gt=0, description="how long a one-tap ack link is valid (s)")
+    max_attempts: int = Field(default=8, ge=1, description="failed deliveries of one message before it is parked")
+    backoff_s: float = Field(default=2.0, gt=0, description="first retry delay; doubled after every failure")
+    backoff_max_s: float = Field(default=600.0, gt=0, description="the longest retry delay (s)")
+    poll_s: float = Field(default=1.0, gt=0, description="seconds between delivery rounds")
+    timeout_s: float = Field(default=10.0, gt=0, description="seconds one delivery may take")
+    horizon_s: float = Field(
+        default=3600.0, ge=0, description="an incident first seen ended longer ago than this is not alerted (s)"
+    )

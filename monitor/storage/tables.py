@@ -407,3 +407,55 @@ class MaintenanceRequestRow(Base):
     decided_by: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertStateRow(Base):
+    """What the alert planner last planned for an incident (:class:`monitor.alerts.rules.AlertState`): the
+    incident's facts as JSON, the escalation roles engaged, the repeats sent, and ``next_due``, when its next
+    timer (escalation step or repeat) comes due (null: none). Written by :mod:`monitor.alerts.outbox`;
+    migration ``0005_alert_outbox``."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (Index("ix_alert_states_next_due", "next_due"),)
+
+    contract_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    facts: Mapped[dict[str, Any]]
+    engaged: Mapped[list[str]] = mapped_column(JSON(none_as_null=True))
+    repeats: Mapped[int] = mapped_column(Integer)
+    next_repeat: Mapped[datetime | None]
+    next_due: Mapped[datetime | None]
+    ended: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime]
+
+
+class AlertOutboxRow(Base):
+    """One alert message to one target, durable until delivered (at least once, in ``seq`` order per target and
+    incident). ``id`` is unique per message and target (a message planned twice is one row); ``alert_id`` is
+    shared by the targets of one alert and sent along, so receivers drop duplicates. ``status`` is
+    ``pending``, ``sent`` or ``parked`` (given up after too many failures); ``due`` is when it may first be
+    sent (quiet hours), ``next_attempt`` when it may be tried again. Migration ``0005_alert_outbox``."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'parked')", name="status_valid"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index("ix_alert_outbox_status_seq", "status", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(SeqType, Identity(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    alert_id: Mapped[str] = mapped_column(Text)
+    contract_id: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[str] = mapped_column(String(96))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    due: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
