@@ -448,6 +448,51 @@ def evidence_add(
 
 
 # ---------------------------------------------------------------------- tokens
+DEMO_TOKEN = "demo-admin"
+DEMO_TOKEN_FILE = "demo-admin.token"
+
+
+async def demo_token(service: Any, path: Path) -> tuple[str | None, str]:
+    """The demo's admin token: ``(secret, what was done)``. Reused when ``path`` holds the secret of the
+    unrevoked token named ``demo-admin``; else created under that name and its secret written to ``path``
+    (mode 0600: only its hash is in the database). When a token of that name exists but its secret is not at
+    hand, none is minted: the note says what to run."""
+    import os
+
+    from monitor.errors import StorageError
+
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        secret = ""
+    if secret and await service.repo.role_for_token(secret) == (DEMO_TOKEN, "admin"):
+        return secret, f"reused, secret in {path}"
+    try:
+        secret = str(await service.repo.create_token(DEMO_TOKEN, "admin"))
+    except StorageError:
+        return None, (
+            f"a token named {DEMO_TOKEN} exists but its secret is not in {path}; `slawatch token revoke "
+            f"{DEMO_TOKEN}` and run the demo again, or `slawatch token create --role admin --name NAME`"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return secret, f"created, secret kept in {path}"
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) -> None:
+    """Revoke the unrevoked token called NAME (it stops working at once; kept in the list, revoked)."""
+
+    async def main(service: Any) -> bool:
+        return bool(await service.repo.revoke_token(name))
+
+    if not _run(main):
+        raise _fail(f"no unrevoked token named {name!r}")
+    typer.echo(f"token {name} revoked")
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")],
@@ -501,7 +546,9 @@ def demo(
     Uses SQLite under SLAWATCH_DATA_DIR (default ./data). As root it brings up the lab (every sample address
     answering ICMP on loopback, SNMP agents for a few CPEs) and runs the live service on it with 5 s polls
     and the API on 127.0.0.1:8080; Ctrl-C stops both and takes the lab down. Without root, only the API.
-    Safe to run again: identical events are one event.
+    Safe to run again: identical events are one event; after a crash (kill -9) the lab still up is adopted
+    with its faults in progress, and the admin token named demo-admin is reused (its secret is kept in
+    SLAWATCH_DATA_DIR/demo-admin.token, mode 0600), not minted again.
     """
     import os
     import subprocess
@@ -520,7 +567,7 @@ def demo(
     m = Month.parse(prev, DEFAULT_POLICY)
     inventory = sample_inventory()
 
-    async def main(service: Any) -> tuple[Any, str]:
+    async def main(service: Any) -> tuple[Any, tuple[str | None, str]]:
         diff = await service.import_inventory(inventory)
         typer.echo(f"inventory: sample network, {len(inventory.channels)} channels ({diff.summary()})")
         raw = month_events(inventory, m.start, days=m.length_days)
@@ -528,7 +575,7 @@ def demo(
         result = await service.ingest(located, source="demo")
         typer.echo(f"events: {prev} replayed, {result.received} events, {result.stored} new")
         issued = await service.report(prev)  # computed and printed; nothing stored (issuing is an assessor's act)
-        token = await service.repo.create_token(f"demo-{now:%Y%m%d%H%M%S%f}", "admin")
+        token = await demo_token(service, settings.data_dir / DEMO_TOKEN_FILE)
         return issued, token
 
     issued, token = _run(main)
@@ -540,8 +587,10 @@ def demo(
         f"amount {a.amount} of {a.base} CNY"
     )
     base = f"http://{settings.api_host}:{settings.api_port}"
-    typer.echo(f"admin token: {token}")
-    typer.echo(f"  curl -H 'Authorization: Bearer {token}' '{base}/api/v1/reports/monthly/{prev}?format=csv'")
+    secret, note = token
+    typer.echo(f"admin token {DEMO_TOKEN} ({note}): {secret or 'not shown'}")
+    if secret:
+        typer.echo(f"  curl -H 'Authorization: Bearer {secret}' '{base}/api/v1/reports/monthly/{prev}?format=csv'")
     if not serve_api:
         return
     lab = live and os.geteuid() == 0
@@ -553,9 +602,10 @@ def demo(
     sample_file = settings.data_dir / "sample-network.csv"
     sample_file.write_text(dump_inventory(inventory, "csv", include_secrets=True), encoding="utf-8")
     lab_cmd = [sys.executable, "-m", "collectors.lab.cli"]
-    up = subprocess.run([*lab_cmd, "up", "--inventory", str(sample_file)], check=False)
+    # --adopt: after a crash (kill -9) the lab is still up, with its faults in progress: keep it
+    up = subprocess.run([*lab_cmd, "up", "--adopt", "--inventory", str(sample_file)], check=False)
     if up.returncode != 0:
-        raise _fail("the lab did not come up (see above); try `slawatch lab down` and run again")
+        raise _fail("the lab did not come up (see above)")
     typer.echo(
         "live: the lab answers for every sample address; polling every 5 s. In another terminal:\n"
         "  .venv/bin/slawatch status                      # counts by state, open incidents, unknown nodes\n"

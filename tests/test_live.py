@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -662,3 +663,57 @@ def test_live_settings() -> None:
     told = LiveSettings.from_settings(Settings(icmp_interval_s=7.5, sentinels=["127.0.0.9"]), FAST)
     assert told.icmp_interval_s == 7.5 and told.sentinels == ("127.0.0.9",)
     assert told.suspect_interval_s == FAST.suspect_interval_s
+
+
+# ---------------------------------------------------------------------- wiring and restarts (no root)
+
+
+def test_the_live_loop_does_not_import_the_api() -> None:
+    """No import cycle: monitor.live is imported without api (api.server sits above both and imports them)."""
+    code = (
+        "import sys\n"
+        "import monitor.live\n"
+        "loaded = sorted(m for m in sys.modules if m == 'api' or m.startswith('api.'))\n"
+        "assert not loaded, loaded\n"
+        "import api.server\n"
+        "assert 'api.app' not in sys.modules  # the API is built only when served\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    # not even lazily, inside a function: the module names no `api` import anywhere
+    import ast
+
+    import monitor.live
+
+    tree = ast.parse(Path(monitor.live.__file__).read_text(encoding="utf-8"))
+    named = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    named += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in named if m == "api" or m.startswith("api.")], named
+
+
+async def test_a_restarted_demo_reuses_its_admin_token(tmp_path: Path) -> None:
+    """`make run` again after a crash: the demo's admin token is the same one, not a new one each start."""
+    from monitor.cli import DEMO_TOKEN, demo_token
+
+    db = Database(default_database_url(tmp_path / "data"))
+    await db.connect()
+    await db.upgrade()
+    try:
+        service = Service(db)
+        path = tmp_path / "data" / "demo-admin.token"
+        secret, note = await demo_token(service, path)
+        assert secret and note.startswith("created")
+        assert path.read_text().strip() == secret and path.stat().st_mode & 0o777 == 0o600
+        assert await service.repo.role_for_token(secret) == (DEMO_TOKEN, "admin")
+        again, note = await demo_token(service, path)
+        assert again == secret and note.startswith("reused")
+        # the secret file is lost: no second token is minted, the note says what to run
+        path.unlink()
+        lost, note = await demo_token(service, path)
+        assert lost is None and f"slawatch token revoke {DEMO_TOKEN}" in note
+        assert [(t.name, t.role, t.revoked_at) for t in await service.repo.list_tokens()] == [
+            (DEMO_TOKEN, "admin", None)
+        ]
+    finally:
+        await db.close()
