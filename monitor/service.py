@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.assessment import Assessment
@@ -70,6 +70,9 @@ from monitor.storage.heartbeats import (
     inventory_fingerprint,
     latest_state_events,
 )
+
+if TYPE_CHECKING:
+    from monitor.alerts.hook import AlertHook
 
 log = logging.getLogger("slawatch.service")
 
@@ -203,8 +206,11 @@ class Service:
         default_policy: Policy = DEFAULT_POLICY,
         confirmation: ConfirmationSettings | None = None,
         clock: Any = None,
+        alerts: AlertHook | None = None,
     ) -> None:
         self.db = db
+        # Alerts to on-call crews (monitor.alerts): planned from every stored projection; None: no alerts.
+        self.alerts = alerts
         self.repo = db.repository()
         self.default_policy = default_policy
         self.confirmation = confirmation or ConfirmationSettings()
@@ -475,6 +481,9 @@ class Service:
                 lambda pos: (inventory.channels[pos].label, inventory.channels[pos].node),
                 whole=whole,
             )
+            if self.alerts is not None:  # the outbox is written right after the projection it follows
+                contract = next(c for c in p.contracts if c.id == contract_id)
+                await self.alerts.incidents_changed(contract, incidents, inventory, self.clock())
 
     async def report(
         self,

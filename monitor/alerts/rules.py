@@ -386,6 +386,7 @@ class IncidentFacts:
     response_limit_s: int | None = None
     recovery_limit_s: int | None = None
     restore_limit_s: int | None = None
+    timezone: str = "UTC"  # the contract's zone, for local times in crew messages
 
     @property
     def area(self) -> str:
@@ -409,6 +410,7 @@ class IncidentFacts:
             "response_limit_s": self.response_limit_s,
             "recovery_limit_s": self.recovery_limit_s,
             "restore_limit_s": self.restore_limit_s,
+            "timezone": self.timezone,
         }
 
     @classmethod
@@ -432,6 +434,7 @@ class IncidentFacts:
             response_limit_s=data.get("response_limit_s"),
             recovery_limit_s=data.get("recovery_limit_s"),
             restore_limit_s=data.get("restore_limit_s"),
+            timezone=data.get("timezone", "UTC"),
         )
 
 
@@ -506,6 +509,7 @@ def payload(facts: IncidentFacts, alert_id: str, kind: Kind, now: datetime, extr
         "onsite_by": facts.onsite_by,
         "end": _t(facts.end),
         "open": not ended,
+        "timezone": facts.timezone,
         "clocks": {
             "response_left_s": _left(facts.start, facts.response_limit_s, now, facts.ack is not None or ended),
             "recovery_left_s": _left(facts.start, facts.recovery_limit_s, now, ended),
