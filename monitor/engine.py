@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
 from monitor.channels import ChannelState, channel_state
 from monitor.confirmation import ConfirmationSettings, Confirmer
@@ -68,6 +69,13 @@ class _StatesAt(Mapping[str, NodeState]):
         if not i:
             raise KeyError(node)
         return hist[i - 1][1]  # type: ignore[index]
+
+    def get(self, node: str, default: Any = None) -> Any:  # the rule asks every node: no KeyError per miss
+        hist = self._history.get(node)
+        if not hist:
+            return default
+        i = bisect.bisect_right(hist, self._at, key=lambda h: h[0])
+        return hist[i - 1][1] if i else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._history)
@@ -142,6 +150,9 @@ class Engine:
         self.by_id: dict[str, Incident] = {}
         self.open: dict[str, Incident] = {}  # insertion-ordered: earliest opened first
         self.member_of: dict[int, Incident] = {}  # channel -> its open incident
+        # node -> the incidents that have held a channel at or under it (ids in the order they joined)
+        self._held_under: dict[str, dict[str, Incident]] = {}
+        self._rank: dict[str, int] = {}  # incident id -> its place in the order incidents opened
         self._returned: dict[str, datetime] = {}  # open incident -> latest dated return of any of its channels
         self.maintenance: list[MaintenanceEvent] = []
         self.findings: list[FindingEvent] = []
@@ -169,11 +180,13 @@ class Engine:
         while self._next_boundary < len(self._boundaries) and self._boundaries[self._next_boundary][0] < t:
             self.advance(self._boundaries[self._next_boundary][0])
         self.now = t
-        unique: dict[str, Event] = {}
-        for event in events:  # identical events are one event
-            unique.setdefault(event.id, event)
+        if len(events) > 1:  # identical events are one event (an id is a hash: spared for lone events)
+            unique: dict[str, Event] = {}
+            for event in events:
+                unique.setdefault(event.id, event)
+            events = list(unique.values())
         known_nodes: list[Event] = []
-        for event in unique.values():
+        for event in events:
             if isinstance(event, StateEvent | PollEvent) and event.node not in self.inventory:
                 self.unmatched.append(Unmatched(event, f"node {event.node!r} is not in the inventory"))
             else:
@@ -301,6 +314,7 @@ class Engine:
             chosen = choose_incident(self.inventory, node_id, when, self.open.values(), self.window)
             if chosen is None:
                 incident = Incident(id=self._new_id(decisive, when), scope=decisive, start=when)
+                self._rank[incident.id] = len(self.incidents)
                 self.incidents.append(incident)
                 self.by_id[incident.id] = incident
                 self.open[incident.id] = incident
@@ -312,7 +326,10 @@ class Engine:
                 incident.timeline.append(TimelineEntry(when, known, TimelineKind.JOINED, f"{label} via {decisive}"))
         if when < incident.start:
             incident.start = when
-        incident.members.setdefault(pos, None)
+        if pos not in incident.members:
+            incident.members[pos] = None
+            for nid in self.inventory.path(node_id):
+                self._held_under.setdefault(nid, {})[incident.id] = incident
         self.member_of[pos] = incident
         return incident
 
@@ -338,26 +355,17 @@ class Engine:
                 )
 
     # ------------------------------------------------------------------ everything else
-    def _holds_under(self, incident: Incident, node: str) -> bool:
-        inv = self.inventory
-        return any(inv.is_at_or_under(inv.channels[p].node, node) for p in incident.members)
-
     def _targets(self, event: TargetedEvent, *, open_only: bool, unacked: bool, latest: bool) -> list[Incident]:
         if event.incident is not None:
             found = self.by_id.get(event.incident)
             return [found] if found is not None else []
         assert event.node is not None
-        if event.node not in self.inventory:
-            return []
+        # the incidents that have held a channel at or under the node, in the order they opened
+        held = self._held_under.get(event.node, {}).values()
         if latest:
-            started = [
-                i for i in self.incidents if i.start <= event.at and self._holds_under(i, event.node)
-            ]
-            return [max(started, key=lambda i: i.start)] if started else []
-        pool = self.open.values() if open_only else self.incidents
-        return [
-            i for i in pool if (not unacked or i.ack is None) and self._holds_under(i, event.node)
-        ]
+            started = [i for i in held if i.start <= event.at]
+            return [max(started, key=lambda i: (i.start, -self._rank[i.id]))] if started else []
+        return [i for i in held if (not open_only or i.open) and (not unacked or i.ack is None)]
 
     def _apply_other(self, event: Event, t: datetime) -> None:
         if isinstance(event, MaintenanceEvent):

@@ -89,12 +89,19 @@ _CAMERAS_WEIGHTS = {1: 3, 2: 5, 3: 10, 4: 28, 5: 28, 6: 16, 7: 6, 8: 4}
 _NVR_CHANNELS_WEIGHTS = {4: 5, 8: 4, 16: 1}
 
 
-def _address(block: int, n: int) -> str:
-    """The ``n``-th (0-based) address of 127.<block>.0.0/16, skipping host parts .0 and .255."""
-    x, y = divmod(n, 254)
-    if x > 255:
-        raise ValueError(f"127.{block}.0.0/16 has no room for address #{n}")
-    return f"127.{block}.{x}.{y + 1}"
+_BLOCK_SIZE = 256 * 254  # host parts .1-.254 of each /24 in a /16
+_BLOCKS = {"cpe": (10, 11, 12, 13, 14, 15), "camera": tuple(range(20, 30)), "nvr": tuple(range(30, 40))}
+
+
+def _address(kind: str, n: int) -> str:
+    """The ``n``-th (0-based) address for ``kind``: 127.<block>.x.y over the kind's /16 blocks in turn (CPEs
+    127.10-15, cameras 127.20-29, NVRs 127.30-39), skipping host parts .0 and .255."""
+    blocks = _BLOCKS[kind]
+    b, rest = divmod(n, _BLOCK_SIZE)
+    if b >= len(blocks):
+        raise ValueError(f"no room for {kind} address #{n} in 127.{blocks[0]}-{blocks[-1]}.0.0/16")
+    x, y = divmod(rest, 254)
+    return f"127.{blocks[b]}.{x}.{y + 1}"
 
 
 def _split(total: int, weights: list[float], minimum: int) -> list[int]:
@@ -115,9 +122,28 @@ def _pick(rng: random.Random, weights: dict[int, int]) -> int:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def sample_inventory(seed: int = 2026) -> Inventory:
-    """The sample network (see the module doc); the same seed gives the same inventory."""
-    rng = random.Random(seed)
+MAX_SCALE = 60  # 60 counties: ~196,000 polled nodes, inside the address blocks
+
+
+def sample_inventory(seed: int = 2026, scale: int = 1) -> Inventory:
+    """The sample network (see the module doc); the same seed gives the same inventory.
+
+    ``scale`` K builds K counties side by side (a province): the first is the contract's sample as at scale 1,
+    each further one is drawn from its own seed, with townships, circuits, cameras and NVRs numbered on
+    (``T13``.., ``CPE-0594``..) and addresses taken on from the same loopback blocks.
+    """
+    if not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be 1..{MAX_SCALE}, got {scale}")
+    nodes: list[Node] = []
+    counters = {"cpe": 0, "camera": 0, "nvr": 0}
+    for county in range(scale):
+        _county(random.Random(seed if county == 0 else seed * 1000 + county), county, nodes, counters)
+    return Inventory(nodes)
+
+
+def _county(rng: random.Random, county: int, nodes: list[Node], counters: dict[str, int]) -> None:
+    """One county's townships and circuits appended to ``nodes``; ``counters`` number nodes on across counties."""
+    offset = counters["cpe"]
     total = sum(t.circuits for t in TARIFF_LINES)
     # Tariff of each circuit in CPE order: the 1000M head-end circuit is CPE-0001 in the county town.
     tariffs = [t for t in TARIFF_LINES for _ in range(t.circuits)]
@@ -129,7 +155,7 @@ def sample_inventory(seed: int = 2026) -> Inventory:
     area_sizes = _split(total, [rng.uniform(0.6, 1.6) * (1.6 if i == 0 else 1.0) for i in range(12)], 20)
 
     # Circuits that behave specially (CPE numbers, 1-based); never the head-end nor an SNMP circuit.
-    ordinary = [n for n in range(2, total + 1) if n % SNMP_EVERY]
+    ordinary = [n for n in range(2, total + 1) if (offset + n) % SNMP_EVERY]
     special = rng.sample(ordinary, 16)
     out_of_county = set(special[:7])
     late = {
@@ -141,17 +167,15 @@ def sample_inventory(seed: int = 2026) -> Inventory:
     }
     extra_camera_at = {special[14]: datetime(2026, 10, 15, 14, 0, tzinfo=CHINA_TZ)}
 
-    nodes: list[Node] = []
-    counters = {"cpe": 0, "camera": 0, "nvr": 0}
-
     def add_circuit(parent: str) -> None:
         counters["cpe"] += 1
         n = counters["cpe"]
-        tariff = tariffs[n - 1]
+        local = n - offset  # the circuit's number inside its county
+        tariff = tariffs[local - 1]
         cpe_id = f"CPE-{n:04d}"
         village = f"{rng.choice(_SYLLABLES_1)}{rng.choice(_SYLLABLES_2)}"
-        start = late.get(n, COMMISSIONED)
-        end = gone.get(n)
+        start = late.get(local, COMMISSIONED)
+        end = gone.get(local)
         snmp = None
         if n % SNMP_EVERY == 0:
             snmp = SnmpSettings(
@@ -163,10 +187,10 @@ def sample_inventory(seed: int = 2026) -> Inventory:
                 kind=NodeKind.CPE,
                 parent=parent,
                 name=f"{village} Cun {tariff.bandwidth_mbps}M",
-                address=_address(10, n - 1),
+                address=_address("cpe", n - 1),
                 bandwidth_mbps=tariff.bandwidth_mbps,
                 monthly_fee=tariff.monthly_fee,
-                in_county=n not in out_of_county,
+                in_county=local not in out_of_county,
                 commissioned=start,
                 decommissioned=end,
                 snmp=snmp,
@@ -184,20 +208,20 @@ def sample_inventory(seed: int = 2026) -> Inventory:
         else:
             nvr_channels = None
             cameras = _pick(rng, _CAMERAS_WEIGHTS)
-        if n in extra_camera_at:
+        if local in extra_camera_at:
             cameras = max(cameras, 2)
         for k in range(1, cameras + 1):
             counters["camera"] += 1
             cam_start = start
-            if k == cameras and n in extra_camera_at:
-                cam_start = extra_camera_at[n]
+            if k == cameras and local in extra_camera_at:
+                cam_start = extra_camera_at[local]
             nodes.append(
                 Node(
                     id=f"CAM-{n:04d}-{k}",
                     kind=NodeKind.CAMERA,
                     parent=cpe_id,
                     name=f"{village} camera {k}",
-                    address=_address(20, counters["camera"] - 1),
+                    address=_address("camera", counters["camera"] - 1),
                     channels=1,
                     commissioned=cam_start,
                     decommissioned=end,
@@ -211,14 +235,17 @@ def sample_inventory(seed: int = 2026) -> Inventory:
                     kind=NodeKind.NVR,
                     parent=cpe_id,
                     name=f"{village} NVR",
-                    address=_address(30, counters["nvr"] - 1),
+                    address=_address("nvr", counters["nvr"] - 1),
                     channels=nvr_channels,
                     commissioned=start,
                     decommissioned=end,
                 )
             )
 
-    for (area_id, area_name), size in zip(TOWNSHIPS, area_sizes, strict=True):
+    for i, ((_, area_name), size) in enumerate(zip(TOWNSHIPS, area_sizes, strict=True)):
+        area_id = f"T{county * len(TOWNSHIPS) + i + 1:02d}"
+        if county:
+            area_name = f"{area_name} #{county + 1}"
         nodes.append(Node(id=area_id, kind=NodeKind.AREA, name=area_name, commissioned=COMMISSIONED))
         pinyin = area_name.split()[0]
         branch_count = rng.randint(2, 5)
@@ -252,4 +279,3 @@ def sample_inventory(seed: int = 2026) -> Inventory:
                 )
                 for _ in range(on_feed):
                     add_circuit(feed_id)
-    return Inventory(nodes)
