@@ -151,14 +151,22 @@ def inventory_sample(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv, yaml or json")] = "csv",
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same network")] = 2026,
+    scale: Annotated[
+        int, typer.Option(help="K counties side by side (33: ~100,000 channels and polled nodes); 1..60")
+    ] = 1,
 ) -> None:
-    """Write the sample network modelled on the contract: 593 circuits, ~3,000 channels, loopback addresses."""
+    """Write the sample network modelled on the contract: 593 circuits, ~3,000 channels, loopback addresses
+    (times --scale)."""
     from monitor.inventory_io import dump_inventory
     from monitor.sample import sample_inventory
 
     if fmt not in ("csv", "yaml", "json"):
         raise _fail(f"--format {fmt!r} is not csv, yaml or json")
-    _write(dump_inventory(sample_inventory(seed), fmt, include_secrets=True), output)  # type: ignore[arg-type]
+    try:
+        inventory = sample_inventory(seed, scale)
+    except ValueError as exc:
+        raise _fail(f"--scale: {exc}") from None
+    _write(dump_inventory(inventory, fmt, include_secrets=True), output)  # type: ignore[arg-type]
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -517,8 +525,12 @@ def sample_events(
     month: Annotated[str, typer.Argument(help="YYYY-MM (Asia/Shanghai)")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    scale: Annotated[
+        int, typer.Option(help="for the sample network at this scale (see inventory sample --scale); 1..60")
+    ] = 1,
 ) -> None:
-    """Write a realistic month of events (JSON Lines) for the sample network, for replay and benchmarks."""
+    """Write a realistic month of events (JSON Lines) for the sample network, for replay and benchmarks; at
+    --scale K, for K counties with K times the faults."""
     import json
 
     from monitor.assessment import Month
@@ -530,7 +542,11 @@ def sample_events(
         m = Month.parse(month, DEFAULT_POLICY)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    events = month_events(sample_inventory(), m.start, days=m.length_days, seed=seed)
+    try:
+        inventory = sample_inventory(scale=scale)
+    except ValueError as exc:
+        raise _fail(f"--scale: {exc}") from None
+    events = month_events(inventory, m.start, days=m.length_days, seed=seed, scale=scale)
     _write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), output)
 
 
