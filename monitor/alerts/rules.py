@@ -168,14 +168,22 @@ class AlertRules:
     quiet_hours: QuietHours | None = None
 
     def route_for(self, path: Sequence[str]) -> Route:
-        """The deepest route whose ``under`` is on ``path`` (root's child first), else the default."""
+        """The deepest route whose ``under`` is on ``path`` (root's child first), over the default route: its
+        roles replace the default's roles of the same name, its ``always`` targets come in addition."""
         best: tuple[int, Route] | None = None
         for route in self.routes:
             if route.under in path:
                 depth = path.index(route.under)
                 if best is None or depth > best[0]:
                     best = (depth, route)
-        return best[1] if best is not None else self.default_route
+        if best is None:
+            return self.default_route
+        route, default = best[1], self.default_route
+        return Route(
+            route.under,
+            {**default.roles, **route.roles},
+            tuple(dict.fromkeys((*default.always, *route.always))),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- parsing
