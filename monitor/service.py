@@ -49,6 +49,7 @@ from monitor.inventory_io import InventoryDiff
 from monitor.policy import DEFAULT_POLICY, Policy
 from monitor.report import render, render_body
 from monitor.report_versions import (
+    LISTED,
     Checkpoint,
     ReportStateError,
     ReportVersion,
@@ -536,6 +537,7 @@ class Service:
             until_known=computed.assessment.as_of,
             dated_from=m.start,
             dated_to=m.end,
+            limit=LISTED,
         )
         changes = changes_json(signed, computed.body, delta, zone)
         return MonthReport(computed, zone, contract.policy.claim_hour, signed, changes)
