@@ -16,6 +16,7 @@ from api.deps import authenticate
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.routers import events, evidence, health, incidents, maintenance, metrics, nodes, reports
+from api.routers.metrics import install_http_metrics
 from monitor.runtime import open_service
 from monitor.service import Service
 from monitor.settings import Settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     install_error_handlers(app)
     # Every request body has a limit (SPEC R10), enforced before the body is read whole.
     app.add_middleware(BodyLimit, default=config.max_body_bytes, evidence=config.max_evidence_bytes)
+    install_http_metrics(app)  # process and HTTP request metrics on the app's own registry
     app.include_router(health.router)
     app.include_router(metrics.router)  # no token: bound where the API is (127.0.0.1 by default)
     authenticated = [Depends(authenticate)]

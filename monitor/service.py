@@ -614,6 +614,23 @@ class Service:
         log.info("report signed", extra={"contract": contract.id, "month": key, "version": version, "by": by})
         return signed
 
+    # ------------------------------------------------------------------ read-only views of the projection
+    # (for the metrics' month-to-date figures, monitor/projection.py; they never change the engines)
+    def projection_engines(self) -> tuple[tuple[Contract, Engine], ...] | None:
+        """Each contract with the live engine behind its incident projection, kept up to date by every ingest;
+        None when there is none yet (or it was dropped after a failure): :meth:`rebuild` builds it. Callers
+        only read the engines."""
+        p = self._projection
+        if p is None:
+            return None
+        return tuple((c, p.engines[c.id]) for c in p.contracts if c.id in p.engines)
+
+    def projection_events(self) -> int | None:
+        """How many stored events the projection has applied (None: no projection): fewer than are stored
+        when another process stored events since."""
+        p = self._projection
+        return None if p is None else p.events
+
 
 def _subject(event: BaseEvent) -> str:
     if isinstance(event, TargetedEvent):

@@ -8,6 +8,7 @@ probers injected with ``probers=`` and a hand-driven clock: no packets, no root.
 from __future__ import annotations
 
 import asyncio
+import platform
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,10 +24,18 @@ from api.app import create_app
 from collectors.probers import ProbeResult
 from collectors.snmp import SnmpFacts
 from monitor.contracts import DEFAULT_CONTRACT_ID
-from monitor.events import NodeState
+from monitor.events import AckEvent, NodeState
 from monitor.inventory import Inventory, Node, NodeKind, SnmpSettings
 from monitor.live import LiveService, LiveSettings
-from monitor.metrics import StoredView, build_registry, channel_states_by_area, load_stored
+from monitor.metrics import (
+    BUILD_VERSION,
+    OutboxStats,
+    StoredView,
+    build_registry,
+    channel_states_by_area,
+    load_stored,
+)
+from monitor.projection import month_at
 from monitor.service import Service
 from monitor.settings import Settings
 from monitor.status import channel_states
@@ -238,10 +247,21 @@ async def test_one_cpe_down_after_one_cycle(lab: LiveApi) -> None:
     # 12 polled nodes and the sentinel; the SNMP batch (CPE-2, CPE-3) ran beside the cycle
     assert m[key("slawatch_probes_total", kind="icmp")] == 13
     assert m[key("slawatch_probes_total", kind="snmp")] == 2
-    # RTT by area over the fresh answers (CPE-1 failed)
-    assert m[key("slawatch_icmp_rtt_avg_seconds", area="T1")] == pytest.approx(0.002)
-    assert m[key("slawatch_icmp_rtt_nodes", area="T1")] == 9
-    assert m[key("slawatch_icmp_rtt_avg_seconds", area="T2")] == pytest.approx(0.004)
+    # RTT by area: a histogram of the answers (CPE-1 failed), never an average
+    assert m[key("slawatch_icmp_rtt_seconds_count", area="T1")] == 9
+    assert m[key("slawatch_icmp_rtt_seconds_sum", area="T1")] == pytest.approx(9 * 0.002)
+    assert m[key("slawatch_icmp_rtt_seconds_bucket", area="T1", le="0.001")] == 0
+    assert m[key("slawatch_icmp_rtt_seconds_bucket", area="T1", le="0.002")] == 9
+    assert m[key("slawatch_icmp_rtt_seconds_bucket", area="T2", le="0.002")] == 0
+    assert m[key("slawatch_icmp_rtt_seconds_bucket", area="T2", le="0.005")] == 2
+    assert m[key("slawatch_icmp_rtt_seconds_bucket", area="T2", le="+Inf")] == 2
+    assert not any(name.startswith("slawatch_icmp_rtt_avg") for name, _ in m)
+    # the same answers are not observed twice; the next cycle's are
+    m = await lab.scrape()
+    assert m[key("slawatch_icmp_rtt_seconds_count", area="T1")] == 9
+    await lab.step()
+    m = await lab.scrape()  # CPE-1's cameras are held behind it: CPE-2 and its two cameras answer
+    assert m[key("slawatch_icmp_rtt_seconds_count", area="T1")] == 12
     # bounded labels: no node or channel ids anywhere
     labels = {v for _, ls in m for _, v in ls}
     assert not any(v.startswith("CPE-") for v in labels), labels
@@ -304,7 +324,8 @@ async def test_registry_is_new_and_channels_agree_with_status(lab: LiveApi) -> N
     assert totals == dict(channel_states(lab.inventory, dict(lab.live.states), now))
     # the stored part alone, as when the database is unreachable
     m = samples(generate_latest(build_registry(None, StoredView(at=now, error="down"))).decode())
-    assert m[key("slawatch_database_up")] == 0 and m[key("slawatch_collector_up")] == 0
+    assert m[key("slawatch_database_up")] == 0
+    assert key("slawatch_collector_up") not in m  # nothing known of a collector: not reported as down
     assert not any(name == "slawatch_open_incidents" for name, _ in m)
 
 
@@ -325,9 +346,123 @@ async def test_metrics_without_a_live_service_use_the_heartbeat(tmp_path: Path) 
         r = await api.client.get("/metrics")
         assert r.status_code == 200
         m = samples(r.text)
-        assert not any(name in ("slawatch_nodes", "slawatch_channels") for name, _ in m)
+        assert not any(name == "slawatch_nodes" for name, _ in m)  # polled nodes: the live loop's own view
+        # channels by area from the incident projection (what the stored events say): all seen online
+        assert m[key("slawatch_channels", area="T1", state="online")] == 8
+        assert m[key("slawatch_channels", area="T2", state="online")] == 8
+        assert m[key("slawatch_channels", area="T1", state="unknown")] == 0
         assert m[key("slawatch_collector_last_cycle_timestamp_seconds")] == api.clock.now.timestamp()
         assert key("slawatch_collector_blind") not in m
         assert m[key("slawatch_open_incidents", contract="default", level="3")] == 0
         assert m[key("slawatch_database_up")] == 1
         assert m[key("slawatch_collector_up")] == 1  # a running heartbeat, fresh by the service's clock
+        assert m[key("slawatch_collector_running")] == 1
+        # the collector stops cleanly: none runs any more, which is not a collector down
+        await api.live.stop()
+        m = samples((await api.client.get("/metrics")).text)
+        assert m[key("slawatch_collector_running")] == 0
+        assert key("slawatch_collector_up") not in m
+
+
+async def test_month_to_date_figures_equal_the_report(lab: LiveApi) -> None:
+    """The month so far, read from the live projection, equals the report computed as of the same time."""
+    await lab.step()
+    lab.icmp.failing = {"CPE-3"}  # 8 NVR channels: level 3
+    for _ in range(4):
+        await lab.step()
+    lab.icmp.failing = set()
+    await lab.step()
+    lab.icmp.failing = {"CPE-1.1"}  # one camera: a fault, still open
+    await lab.step()
+    await lab.step(400)
+    m = await lab.scrape()
+    contract = await lab.service.contract(None)
+    month = month_at(lab.clock.now, contract)
+    report = (await lab.service.report(month.key, as_of=lab.clock.now)).assessment
+    c = DEFAULT_CONTRACT_ID
+    assert m[key("slawatch_month_online_ratio", contract=c)] == pytest.approx(float(report.seconds.rate), abs=1e-12)
+    assert report.seconds.offline > 0 and float(report.seconds.rate) < 1
+    assert m[key("slawatch_month_channel_seconds", contract=c, category="offline")] == report.seconds.offline / 1e6
+    assert m[key("slawatch_month_channel_seconds", contract=c, category="online")] == report.seconds.online / 1e6
+    assert m[key("slawatch_month_channel_seconds", contract=c, category="blind")] == report.seconds.blind / 1e6
+    for item in report.items:
+        assert m[key("slawatch_month_points_lost", contract=c, item=item.key)] == float(item.lost), item.key
+    assert m[key("slawatch_month_score", contract=c)] == float(report.score)
+    assert m[key("slawatch_month_projected_share", contract=c)] == float(report.share_paid)
+    assert m[key("slawatch_month_projected_amount", contract=c)] == float(report.amount)
+    assert m[key("slawatch_claim_breaches", contract=c)] == len(report.claim_breaches)
+    # open incidents by level, with the oldest one's age: the camera fault (level 0) only
+    assert m[key("slawatch_open_incidents", contract=c, level="0")] == 1
+    assert m[key("slawatch_open_incidents", contract=c, level="3")] == 0
+    assert m[key("slawatch_open_incident_oldest_age_seconds", contract=c, level="0")] == pytest.approx(400.0)
+    assert key("slawatch_open_incident_oldest_age_seconds", contract=c, level="3") not in m
+    assert m[key("slawatch_claim_next_timestamp_seconds", contract=c)] > lab.clock.now.timestamp()
+    assert m[key("slawatch_claim_points_at_risk", contract=c)] in (0, 2)  # 2 when the fault is 1 h old by 11:00
+
+
+async def test_serve_alone_reports_no_collector(tmp_path: Path) -> None:
+    """`slawatch serve` with no live loop anywhere: no collector runs, and none is reported down."""
+    app = create_app(Settings(data_dir=tmp_path))
+    async with app.router.lifespan_context(app):
+        service: Service = app.state.service
+        await service.import_inventory(network())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://slawatch.test") as client:
+            r = await client.get("/metrics")
+            assert r.status_code == 200
+            m = samples(r.text)
+            assert m[key("slawatch_collector_running")] == 0
+            assert key("slawatch_collector_up") not in m
+            assert key("slawatch_collector_blind") not in m
+            assert m[key("slawatch_database_up")] == 1
+            assert m[key("slawatch_build_info", version=BUILD_VERSION, python=platform.python_version())] == 1
+            assert m[key("slawatch_month_online_ratio", contract=DEFAULT_CONTRACT_ID)] == 1
+            assert m[key("slawatch_month_projected_share", contract=DEFAULT_CONTRACT_ID)] == 1
+            assert m[key("slawatch_channels", area="T2", state="online")] == 8
+            # the alert outbox: no alerts module wired, both gauges 0
+            assert m[key("slawatch_alert_outbox_wired")] == 0
+            assert m[key("slawatch_alert_outbox_depth")] == 0
+            assert m[key("slawatch_alert_outbox_parked")] == 0
+
+
+async def test_events_stored_by_another_process_reach_the_figures(tmp_path: Path) -> None:
+    """The API alone, while a collector in another process stores events: the projection is rebuilt."""
+    async with live_api(tmp_path, with_live=False) as api:
+        api.icmp.failing = {"CPE-3"}
+        await api.step()
+        other = Service(api.service.db, confirmation=api.service.confirmation)  # another process's service
+        at = api.clock.now
+        await other.ingest([("ack", AckEvent(at=at, node="CPE-3", by="crew"))], "api")
+        before = api.service.projection_events()
+        r = await api.client.get("/metrics")
+        m = samples(r.text)
+        assert api.service.projection_events() != before  # rebuilt: it had missed the other process's events
+        assert m[key("slawatch_open_incidents", contract=DEFAULT_CONTRACT_ID, level="3")] == 1
+        assert m[key("slawatch_channels", area="T2", state="offline")] == 8
+
+
+async def test_alert_outbox_probe_and_http_metrics(lab: LiveApi) -> None:
+    async def outbox() -> OutboxStats:
+        return OutboxStats(depth=5, parked=2)
+
+    app = lab.client._transport.app  # type: ignore[attr-defined]
+    app.state.alert_outbox = outbox
+    assert (await lab.client.get("/healthz")).status_code == 200
+    m = await lab.scrape()
+    assert m[key("slawatch_alert_outbox_wired")] == 1
+    assert m[key("slawatch_alert_outbox_depth")] == 5
+    assert m[key("slawatch_alert_outbox_parked")] == 2
+
+    async def broken() -> OutboxStats:
+        raise RuntimeError("outbox table missing")
+
+    app.state.alert_outbox = broken
+    m = await lab.scrape()
+    assert m[key("slawatch_alert_outbox_wired")] == 1
+    assert key("slawatch_alert_outbox_depth") not in m  # unreadable: no made-up figure
+    # HTTP request metrics by handler template (the instrumentator), not /metrics itself; process metrics
+    assert m[key("http_requests_total", handler="/healthz", method="GET", status="2xx")] == 1
+    assert not any(dict(ls).get("handler") == "/metrics" for _, ls in m)
+    assert m[key("process_resident_memory_bytes")] > 0
+    assert any(name == "python_info" for name, _ in m)
+    assert not any(f.name.startswith(("slawatch", "http_")) for f in REGISTRY.collect())

@@ -1,0 +1,451 @@
+"""Month-to-date figures of one contract, kept up to date from its live :class:`~monitor.engine.Engine`.
+
+The service keeps one engine per contract in memory (its incident projection) and applies every stored event
+to it as it arrives. :class:`MonthToDate` reads that engine, never changes it, and keeps what it has already
+counted between calls, so that each call only does the work the new events made necessary:
+
+* channel-seconds per channel are accumulated up to the channel's last transition (its "closed" part) and
+  extended only by the transitions appended since the previous call; the open part (from the last transition
+  to now) is added at each call. Exclusions (maintenance windows, excluded incidents) are taken off exactly
+  as :func:`monitor.assessment.channel_seconds` does; when the set of exclusions changes, the closed parts
+  are counted again from the month's start (rare: a decision or a maintenance window);
+* the 11:00 claim rule's candidates (channels offline at a past claim instant for at least ``claim_grace``)
+  are found per channel when its transitions change or a new claim instant passes; whether each candidate is
+  a breach (its incident excluded or acknowledged, a maintenance window) is decided at each call, since
+  acknowledgements and decisions may come later;
+* incidents are scored with :func:`monitor.assessment.score_incident`, a closed incident once per change of
+  what its score depends on, an open one at each call.
+
+The figures equal those of :func:`monitor.assessment.assess` as of the call's ``now`` over the same events
+(the tests check it), with one difference: an active-interval boundary (a node commissioned or decommissioned
+at a time) counts from the next event the engine applies, since reading the engine must not advance it.
+
+Pure: no I/O, no clock of its own (``now`` is passed in).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from monitor.assessment import (
+    MaintenanceIndex,
+    Month,
+    Seconds,
+    Verdict,
+    monthly_base,
+    score_incident,
+    verdict,
+)
+from monitor.channels import ChannelState
+from monitor.contracts import Contract
+from monitor.engine import Engine, state_at
+from monitor.incidents import Incident
+from monitor.inventory import Inventory
+
+__all__ = ["ITEMS", "LEVELS", "ContractFigures", "MonthToDate", "month_at", "next_claim_instant"]
+
+US = 1_000_000
+ITEMS = ("response", "recovery", "online", "4a", "4b", "4c", "4d", "4e", "5")
+LEVELS = (1, 2, 3, 0)
+FINDING_ITEMS = ("4a", "4b", "4c", "4d", "4e", "5")
+
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ContractFigures:
+    """One contract's figures as of ``as_of``: the month so far (``seconds``, ``lost`` per item capped at the
+    item's points, ``score``, ``share``, ``amount`` if nothing else happens), the 11:00 claim rule (breaches so
+    far, channels by area that breach at ``next_claim`` if nothing changes, and the points they would cost) and
+    the open incidents by level (count and oldest start)."""
+
+    contract: str
+    month: str
+    as_of: datetime
+    seconds: Seconds
+    lost: Mapping[str, Decimal]
+    score: Decimal
+    share: Decimal
+    base: Decimal
+    amount: Decimal
+    claim_breaches: int
+    next_claim: datetime
+    at_risk: Mapping[str, int]  # area -> channels that breach at next_claim unless claimed
+    at_risk_points: Decimal
+    open_by_level: Mapping[int, int]
+    oldest_open: Mapping[int, datetime]  # level -> start of its oldest open incident (levels with one only)
+
+    @property
+    def online_rate(self) -> Fraction:
+        return self.seconds.rate
+
+
+def month_at(t: datetime, contract: Contract) -> Month:
+    """The contract's month (in its time zone) that contains ``t``."""
+    local = t.astimezone(contract.policy.zone)
+    return Month.parse(f"{local.year:04d}-{local.month:02d}", contract.policy)
+
+
+def next_claim_instant(t: datetime, contract: Contract) -> datetime:
+    """The first claim instant (``claim_hour``:00 in the contract's zone) at or after ``t``, in UTC. A claim
+    instant equal to ``t`` is still ahead: the assessment counts only instants before its as-of."""
+    zone = contract.policy.zone
+    day = t.astimezone(zone).date()
+    while True:
+        at = datetime.combine(day, time(contract.policy.claim_hour), tzinfo=zone).astimezone(UTC)
+        if at >= t:
+            return at
+        day += timedelta(days=1)
+
+
+def _us(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
+
+
+def _merge(spans: Iterable[Span]) -> list[Span]:
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _overlap_us(a: datetime, b: datetime, spans: list[Span]) -> int:
+    total = 0
+    for x, y in spans:
+        lo, hi = max(a, x), min(b, y)
+        if hi > lo:
+            total += _us(hi - lo)
+    return total
+
+
+def _cap(lost: Decimal, points: Decimal | None) -> Decimal:
+    return lost if points is None else min(lost, points)
+
+
+@dataclass(slots=True)
+class _Channel:
+    """What has been counted of one channel: its transitions up to ``n`` (the last one at ``since``, leaving it
+    in ``state``), as channel-seconds in microseconds; ``excluded``: its excluded spans inside the month; the
+    claim candidates (instant, start of the offline stretch) over the first ``claim_k`` instants as of ``claim_n``
+    transitions."""
+
+    n: int
+    since: datetime
+    state: ChannelState
+    excluded: list[Span]
+    online: int = 0
+    offline: int = 0
+    ex: int = 0
+    blind: int = 0
+    claim_n: int = -1
+    claim_k: int = 0
+    candidates: list[datetime] = field(default_factory=list)
+
+
+class MonthToDate:
+    """Month-to-date figures of ``contract`` from ``engine`` (the service's live engine for that contract).
+
+    Holds no reference to anything but the engine and what it counted; a new engine (the service rebuilt its
+    projection) or a new month needs a new :class:`MonthToDate` (see :meth:`fits`)."""
+
+    def __init__(self, contract: Contract, engine: Engine, month: Month) -> None:
+        self.contract = contract
+        self.engine = engine
+        self.inventory: Inventory = engine.inventory
+        self.policy = contract.policy
+        self.month = month
+        self.instants = month.claim_instants(self.policy)
+        self.base = monthly_base(self.inventory, contract, month)
+        self.grace = timedelta(seconds=self.policy.claim_grace_s)
+        self._channels: dict[int, _Channel] = {}
+        self._exclusion_key: tuple[object, ...] | None = None
+        self._maintenance: MaintenanceIndex = MaintenanceIndex(self.inventory, ())
+        self._maintenance_n = -1
+        # channel -> incidents that have held it (in the order they took it), kept as incidents open and grow
+        self._held_by: dict[int, list[Incident]] = {}
+        self._incidents_seen = 0
+        self._watched: dict[str, tuple[Incident, int]] = {}  # open incident -> (it, members indexed)
+        self._scores: dict[str, tuple[tuple[object, ...], int, int, int]] = {}  # closed incident -> key, points
+
+    def fits(self, contract: Contract, engine: Engine, now: datetime) -> bool:
+        """Whether this tracker still applies: the same engine and contract, and ``now`` inside its month."""
+        return engine is self.engine and contract == self.contract and self.month.start <= now < self.month.end
+
+    # ------------------------------------------------------------------ incremental indexes
+    def _index_incidents(self) -> None:
+        """Extend the channel -> incidents index with new incidents and new members of open ones (only open
+        incidents gain members)."""
+        engine = self.engine
+        fresh = engine.incidents[self._incidents_seen :]
+        self._incidents_seen = len(engine.incidents)
+        for incident in fresh:
+            self._watched.setdefault(incident.id, (incident, 0))
+        still: dict[str, tuple[Incident, int]] = {}
+        for key, (incident, seen) in self._watched.items():
+            members = incident.members
+            if len(members) > seen:
+                for pos in list(members)[seen:]:
+                    self._held_by.setdefault(pos, []).append(incident)
+            if incident.end is None:
+                still[key] = (incident, len(members))
+        self._watched = still
+
+    def _maintenance_index(self) -> MaintenanceIndex:
+        windows = self.engine.maintenance
+        if len(windows) != self._maintenance_n:
+            self._maintenance = MaintenanceIndex(self.inventory, windows)
+            self._maintenance_n = len(windows)
+        return self._maintenance
+
+    def _verdicts(self, now: datetime, maintenance: MaintenanceIndex) -> dict[str, Verdict]:
+        """The verdicts that can differ from "scored from its start": incidents with an exclusion step, and
+        those that started inside some maintenance window's time (their cover is checked by
+        :func:`~monitor.assessment.verdict`)."""
+        ranges = _merge((w.start, w.end) for w in maintenance.windows)
+        out: dict[str, Verdict] = {}
+        for incident in self.engine.incidents:
+            planned = bool(ranges) and any(a <= incident.start < b for a, b in ranges)
+            if not incident.exclusion and not planned:
+                continue
+            view = incident.view(self.inventory, self.policy.level_for(incident.peak))
+            out[incident.id] = verdict(self.inventory, view, maintenance, now)
+        return out
+
+    def _excluded_spans(self, pos: int, excluded: Mapping[str, Incident], maintenance: MaintenanceIndex) -> list[Span]:
+        node = self.inventory.channels[pos].node
+        spans = list(maintenance.spans(node))
+        for incident in self._held_by.get(pos, ()):
+            if incident.id in excluded:
+                for a, b in incident.intervals.get(pos, ()):
+                    if a is not None:
+                        spans.append((a, b or self.month.end))
+        lo, hi = self.month.start, self.month.end
+        return [(max(a, lo), min(b, hi)) for a, b in _merge(spans) if b > lo and a < hi]
+
+    # ------------------------------------------------------------------ channel-seconds
+    def _start(self, pos: int, excluded: list[Span]) -> _Channel:
+        tr = self.engine.transitions[pos]
+        lo = self.month.start
+        n = bisect.bisect_right(tr, lo, key=lambda h: h[0])
+        state = state_at(tr, self.engine.initial[pos], lo)[0]
+        return _Channel(n=n, since=lo, state=state, excluded=excluded)
+
+    def _add(self, c: _Channel, a: datetime, b: datetime) -> None:
+        """Count ``[a, b)`` (clipped to the month) in ``c.state`` into ``c``."""
+        a, b = max(a, self.month.start), min(b, self.month.end)
+        if b <= a or c.state is ChannelState.INACTIVE:
+            return
+        e = _overlap_us(a, b, c.excluded) if c.excluded else 0
+        rest = _us(b - a) - e
+        c.ex += e
+        if c.state is ChannelState.ONLINE:
+            c.online += rest
+        elif c.state is ChannelState.OFFLINE:
+            c.offline += rest
+        else:
+            c.blind += rest
+
+    def _advance(self, c: _Channel, pos: int, now: datetime) -> None:
+        """Count the transitions appended since the last call (those dated by ``now``)."""
+        tr = self.engine.transitions[pos]
+        while c.n < len(tr):
+            at, state = tr[c.n]
+            if at > now:
+                break
+            self._add(c, c.since, at)
+            c.since = max(c.since, at)
+            c.state = state
+            c.n += 1
+
+    def _open_part(self, c: _Channel, now: datetime) -> tuple[int, int, int, int]:
+        a, b = max(c.since, self.month.start), min(now, self.month.end)
+        if b <= a or c.state is ChannelState.INACTIVE:
+            return 0, 0, 0, 0
+        e = _overlap_us(a, b, c.excluded) if c.excluded else 0
+        rest = _us(b - a) - e
+        if c.state is ChannelState.ONLINE:
+            return rest, 0, e, 0
+        if c.state is ChannelState.OFFLINE:
+            return 0, rest, e, 0
+        return 0, 0, e, rest
+
+    # ------------------------------------------------------------------ claim rule
+    def _candidates(self, c: _Channel, pos: int, past: int) -> None:
+        """The past claim instants at which the channel was offline for at least the grace (each with nothing
+        else decided yet), over the first ``past`` instants."""
+        tr = self.engine.transitions[pos]
+        initial = self.engine.initial[pos]
+        if c.claim_n != len(tr):
+            c.claim_n, c.claim_k, c.candidates = len(tr), 0, []
+        for t in self.instants[c.claim_k : past]:
+            state, since = state_at(tr, initial, t)
+            if state is ChannelState.OFFLINE and since is not None and t - since >= self.grace:
+                c.candidates.append(t)
+        c.claim_k = max(c.claim_k, past)
+
+    def _held_at(self, pos: int, t: datetime) -> Incident | None:
+        for incident in self._held_by.get(pos, ()):
+            for a, b in incident.intervals.get(pos, ()):
+                if a is not None and a <= t and (b is None or t < b):
+                    return incident
+        return None
+
+    def _in_maintenance(self, maintenance: MaintenanceIndex, pos: int, t: datetime) -> bool:
+        if not maintenance.windows:
+            return False
+        return any(a <= t < b for a, b in maintenance.spans(self.inventory.channels[pos].node))
+
+    # ------------------------------------------------------------------ the figures
+    def figures(self, now: datetime) -> ContractFigures:
+        """The figures as of ``now`` (inside the tracker's month; see :meth:`fits`)."""
+        engine, policy, inventory = self.engine, self.policy, self.inventory
+        self._index_incidents()
+        maintenance = self._maintenance_index()
+        judged = self._verdicts(now, maintenance)
+        excluded_ids = {i for i, v in judged.items() if v.excluded}
+        excluded = {i: engine.by_id[i] for i in excluded_ids}
+        key = (
+            frozenset((i, len(inc.members)) for i, inc in excluded.items()),
+            self._maintenance_n,
+        )
+        if key != self._exclusion_key:  # count every channel again with the new exclusions
+            self._channels = {}
+            self._exclusion_key = key
+        past = bisect.bisect_left(self.instants, now)
+        next_claim = next_claim_instant(now, self.contract)
+        online = offline = ex = blind = 0
+        breaches = 0
+        at_risk: Counter[str] = Counter()
+        channels = self._channels
+        for pos in engine.channels:
+            c = channels.get(pos)
+            if c is None:
+                c = channels[pos] = self._start(pos, self._excluded_spans(pos, excluded, maintenance))
+            elif c.n != len(engine.transitions[pos]):
+                c.excluded = self._excluded_spans(pos, excluded, maintenance)
+            self._advance(c, pos, now)
+            o, f, e, b = self._open_part(c, now)
+            online += c.online + o
+            offline += c.offline + f
+            ex += c.ex + e
+            blind += c.blind + b
+            if c.claim_n != len(engine.transitions[pos]) or c.claim_k < past:
+                self._candidates(c, pos, past)
+            for t in c.candidates:
+                if self._in_maintenance(maintenance, pos, t):
+                    continue
+                held = self._held_at(pos, t)
+                if held is None or held.id in excluded_ids or (held.ack is not None and held.ack <= t):
+                    continue
+                breaches += 1
+            if engine.state[pos] is ChannelState.OFFLINE:
+                tr = engine.transitions[pos]
+                since = tr[-1][0] if tr else None
+                held = engine.member_of.get(pos)
+                if (
+                    since is not None
+                    and next_claim - since >= self.grace
+                    and held is not None
+                    and held.id not in excluded_ids
+                    and (held.ack is None or held.ack > next_claim)
+                    and not self._in_maintenance(maintenance, pos, next_claim)
+                ):
+                    at_risk[inventory.area_of(inventory.channels[pos].node)] += 1
+        seconds = Seconds(online, offline, ex, blind)
+        response, recovery = self._incident_points(now, judged)
+        lost = self._items(now, seconds, response, recovery, breaches)
+        score = max(Decimal(0), Decimal(100) - sum(lost.values(), Decimal(0)))
+        share = policy.share_for(score)
+        amount = (self.base * share).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        open_by_level: Counter[int] = Counter()
+        oldest: dict[int, datetime] = {}
+        for incident in engine.open.values():
+            level = policy.level_for(incident.peak)
+            open_by_level[level] += 1
+            if level not in oldest or incident.start < oldest[level]:
+                oldest[level] = incident.start
+        return ContractFigures(
+            contract=self.contract.id,
+            month=self.month.key,
+            as_of=now,
+            seconds=seconds,
+            lost=lost,
+            score=score,
+            share=share,
+            base=self.base,
+            amount=amount,
+            claim_breaches=breaches,
+            next_claim=next_claim,
+            at_risk=dict(at_risk),
+            at_risk_points=policy.claim_points * sum(at_risk.values()),
+            open_by_level={level: open_by_level[level] for level in LEVELS},
+            oldest_open=oldest,
+        )
+
+    def _incident_points(self, now: datetime, judged: Mapping[str, Verdict]) -> tuple[int, int]:
+        """Response and recovery (with unexplained long outage) points of the month's incidents, before caps.
+        A closed incident's score is kept until something it depends on changes."""
+        policy, month = self.policy, self.month
+        response = recovery = 0
+        for incident in self.engine.incidents:
+            if not month.start <= incident.start < month.end:
+                continue
+            level = policy.level_for(incident.peak)
+            if level not in (1, 2, 3):
+                continue
+            v = judged.get(incident.id) or Verdict(incident.start, None)
+            explained = any(at <= now for at, _ in incident.explanations)
+            key = (incident.end, incident.ack, incident.start, level, v, explained)
+            cached = self._scores.get(incident.id)
+            if incident.end is not None and cached is not None and cached[0] == key:
+                _key, r, rec, unexplained = cached
+            else:
+                view = incident.view(self.inventory, level)
+                s = score_incident(self.inventory, policy, view, v, now)
+                r, rec, unexplained = s.response_lost, s.recovery_lost, s.unexplained_lost
+                if incident.end is not None:
+                    self._scores[incident.id] = (key, r, rec, unexplained)
+            response += r
+            recovery += rec + unexplained
+        return response, recovery
+
+    def _items(
+        self, now: datetime, seconds: Seconds, response: int, recovery: int, breaches: int
+    ) -> dict[str, Decimal]:
+        """Points lost so far by item, each capped at its points (as :func:`~monitor.assessment.assess`)."""
+        policy, month = self.policy, self.month
+        pts = policy.item_points
+        found: dict[str, Decimal] = dict.fromkeys(FINDING_ITEMS, Decimal(0))
+        for f in self.engine.findings:
+            if month.start <= f.at < month.end and f.at <= now and f.item in found:
+                found[f.item] += f.points
+        rate = seconds.rate
+        target, floor = Fraction(policy.online_target), Fraction(policy.online_floor)
+        online_points = pts["online"] or Decimal(0)
+        if rate < floor:
+            online_lost = online_points
+        elif rate < target:
+            online_lost = _cap(Decimal(math.ceil((target - rate) * 100)), pts["online"])
+        else:
+            online_lost = Decimal(0)
+        raw = {
+            "response": Decimal(response),
+            "recovery": Decimal(recovery),
+            "online": online_lost,
+            **found,
+        }
+        raw["4e"] = found["4e"] + policy.claim_points * breaches
+        return {k: _cap(raw[k], pts[k]) for k in ITEMS}
