@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from api.deps import authenticate
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routers import events, evidence, health, incidents, maintenance, metrics, nodes, reports
+from api.routers import alerts, events, evidence, health, incidents, maintenance, metrics, nodes, reports
 from api.routers.metrics import install_http_metrics
 from monitor.runtime import open_service
 from monitor.service import Service
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     install_http_metrics(app)  # process and HTTP request metrics on the app's own registry
     app.include_router(health.router)
     app.include_router(metrics.router)  # no token: bound where the API is (127.0.0.1 by default)
+    app.include_router(alerts.router)  # the one-tap ack page: its signed link is the credential
     authenticated = [Depends(authenticate)]
     for router in (events.router, reports.router, incidents.router, nodes.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
