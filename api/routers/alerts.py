@@ -1,31 +1,76 @@
-"""The one-tap acknowledgement page that every crew message links to: ``/ack/{token}``.
+"""Alerts in the API: the one-tap acknowledgement page every crew message links to (``/ack/{token}``), the
+outbox status (``GET /api/v1/alerts/status``), and the wiring of alerts into the API's process.
 
-No login: the token (:mod:`monitor.alerts.ackpage`, signed with ``SLAWATCH_ALERT_SECRET``, expiring, naming one
-incident) is the credential. ``GET`` shows the incident's clocks and a form for the crew's name; ``POST``
-records an ``ack`` event through :meth:`Service.ingest`, the same code the events route uses, known at its
-receipt. A forged or malformed token is refused with 403, an expired one with 410, an ended incident with
-409 (problem documents). The page is one small HTML document: no scripts, styles inline, no external assets.
+No login for the page: the token (:mod:`monitor.alerts.ackpage`, signed with ``SLAWATCH_ALERT_SECRET``,
+expiring, naming one incident) is the credential. ``GET`` shows the incident's clocks and a form for the
+crew's name; ``POST`` records an ``ack`` event through :meth:`Service.ingest`, the same code the events route
+uses, known at its receipt. A forged or malformed token is refused with 403, an expired one with 410, an
+ended incident with 409 (problem documents). The page is one small HTML document: no scripts, styles inline,
+no external assets.
+
+Wiring (this router's lifespan, nested in the app's): when ``SLAWATCH_ALERT_RULES_FILE`` is set (or
+``app.state.alert_settings`` names a rules file) and the service has no alert hook yet, the service gets one
+(so every ingest of this process, the live loop's in ``slawatch run`` included, plans alerts), the delivery
+loop runs beside the API, and ``app.state.alert_outbox`` gives the metrics the outbox depth and parked count.
+Without rules nothing is wired.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from api.deps import ServiceDep
+from api.deps import ServiceDep, authenticate
 from api.errors import ApiError
 from monitor.alerts.ackpage import AckToken, AckTokenError, read_token
+from monitor.alerts.delivery import Delivery
+from monitor.alerts.hook import hook_from_settings
+from monitor.alerts.outbox import outbox_probe, outbox_status
 from monitor.contracts import Contract
-from monitor.events import AckEvent
+from monitor.events import AckEvent, format_time
 from monitor.service import Service
 from monitor.settings import AlertSettings
 
-router = APIRouter(tags=["alerts"])
+log = logging.getLogger("slawatch.alerts")
+
+
+@asynccontextmanager
+async def _alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: AlertSettings = getattr(app.state, "alert_settings", None) or AlertSettings()
+    app.state.alert_settings = settings
+    service: Service | None = getattr(app.state, "service", None)
+    if service is None or service.alerts is not None or settings.rules_file is None:
+        yield
+        return
+    hook = hook_from_settings(service.db, settings)
+    assert hook is not None
+    service.alerts = hook
+    app.state.alert_outbox = outbox_probe(service.db)
+    stop = asyncio.Event()
+    delivery = Delivery(service.db, hook.rules, settings, hook=hook, clock=service.clock)
+    task = asyncio.create_task(delivery.run(stop), name="slawatch-alerts")
+    log.info("alerts wired", extra={"rules": str(settings.rules_file), "targets": len(hook.rules.targets)})
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        service.alerts = None
+        app.state.alert_outbox = None
+
+
+router = APIRouter(tags=["alerts"], lifespan=_alerts_lifespan)
 
 MAX_NAME = 64
 
@@ -133,3 +178,32 @@ async def ack_record(token: str, request: Request, service: ServiceDep) -> HTMLR
     rows = await service.repo.load_incidents(contract.id)
     incident = next((r for r in rows if r["id"] == found.incident_id), incident)
     return HTMLResponse(_page(incident, contract, service.clock(), f"已确认 Acknowledged by {name}"))
+
+
+@router.get("/api/v1/alerts/status", dependencies=[Depends(authenticate)], summary="Alert outbox status")
+async def alerts_status(service: ServiceDep) -> dict[str, Any]:
+    """Messages by target and status, the oldest undelivered message per target, the parked messages (newest
+    first) and how many incidents are being alerted."""
+    status = await outbox_status(service.db)
+    targets: dict[str, dict[str, Any]] = {}
+    for (target, state), count in sorted(status.counts.items()):
+        targets.setdefault(target, {"pending": 0, "sent": 0, "parked": 0})[state] = count
+    for target, oldest in status.oldest_pending.items():
+        targets.setdefault(target, {"pending": 0, "sent": 0, "parked": 0})["oldest_pending"] = format_time(oldest)
+    return {
+        "wired": service.alerts is not None,
+        "open_incidents": status.open_incidents,
+        "targets": targets,
+        "parked": [
+            {
+                "id": m.id,
+                "alert_id": m.alert_id,
+                "target": m.target,
+                "kind": m.kind,
+                "incident": m.incident_id,
+                "attempts": m.attempts,
+                "last_error": m.last_error,
+            }
+            for m in status.parked
+        ],
+    }

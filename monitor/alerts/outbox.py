@@ -8,13 +8,14 @@
   as soon as a later one of its group is due (a level-1 rise carries the deferred ones before it along).
 * :func:`mark_sent` / :func:`mark_failed` (retry with exponential backoff; parked after ``max_attempts``);
   :func:`requeue` puts parked messages back.
-* :func:`outbox_counts` (the metric: messages by target and status) and :func:`outbox_status` (what
+* :func:`outbox_counts` (messages by target and status), :func:`outbox_probe` (the metrics' ``OutboxProbe``:
+  depth and parked count, wired by the API as ``app.state.alert_outbox``) and :func:`outbox_status` (what
   ``slawatch alerts status`` shows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.alerts.rules import AlertState, IncidentFacts, PlannedAlert
+from monitor.metrics import OutboxStats
 from monitor.storage.database import WRITE_OPTION, Database, translate_errors
 from monitor.storage.tables import AlertOutboxRow, AlertStateRow
 
@@ -37,6 +39,7 @@ __all__ = [
     "mark_sent",
     "messages",
     "outbox_counts",
+    "outbox_probe",
     "outbox_status",
     "requeue",
     "write_plans",
@@ -287,3 +290,16 @@ async def messages(db: Database, incident_id: str | None = None) -> list[OutboxM
         async with db.engine.connect() as conn, conn.begin():
             return [_message(r) for r in await conn.execute(stmt)]
 
+
+
+def outbox_probe(db: Database) -> Callable[[], Awaitable[OutboxStats]]:
+    """The metrics' :data:`monitor.metrics.OutboxProbe` over this outbox: ``depth`` is every message not yet
+    delivered (pending and parked), ``parked`` those given up on. One grouped count per call."""
+
+    async def probe() -> OutboxStats:
+        counts = await outbox_counts(db)
+        pending = sum(n for (_t, status), n in counts.items() if status == PENDING)
+        parked = sum(n for (_t, status), n in counts.items() if status == PARKED)
+        return OutboxStats(depth=pending + parked, parked=parked)
+
+    return probe
