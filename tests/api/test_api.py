@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -16,6 +17,8 @@ import pytest
 
 from api.app import create_app
 from monitor.contracts import Contract
+from monitor.errors import InputError
+from monitor.events import parse_time
 from monitor.inventory_io import load_inventory
 from monitor.service import Service
 from monitor.settings import Settings
@@ -23,7 +26,7 @@ from monitor.settings import Settings
 SMALL = Path(__file__).parents[1] / "data" / "inventory" / "small.csv"
 NDJSON = {"Content-Type": "application/x-ndjson"}
 AS_OF = "2026-04-05T00:00:00+08:00"
-RECEIVED = datetime(2026, 4, 1, tzinfo=timezone(timedelta(hours=8)))
+CST = timezone(timedelta(hours=8))
 
 # CPE-0001 (2 cameras) down for an hour and back; CPE-0003 (1 camera + an 8-channel NVR) down and still down.
 OUTAGES = [
@@ -39,16 +42,39 @@ def jsonl(*events: dict[str, Any]) -> str:
     return "".join(json.dumps(e) + "\n" for e in events)
 
 
+def latest_time(body: str) -> datetime | None:
+    """The latest dated time (``at``, ``from``) of the events in a JSON Lines body that parse; None if none do."""
+    found = []
+    for line in body.splitlines():
+        with contextlib.suppress(ValueError, InputError, AttributeError, TypeError):
+            obj = json.loads(line)
+            found.append(parse_time(obj.get("at") or obj.get("from"), CST, "at"))
+    return max(found, default=None)
+
+
+@dataclass
+class Clock:
+    now: datetime = datetime(2026, 4, 1, tzinfo=CST)  # after every event below, before AS_OF
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @dataclass
 class Api:
     client: httpx.AsyncClient
     service: Service
     tokens: dict[str, str]
+    clock: Clock
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     async def post(self, role: str, body: str, path: str = "/api/v1/events", **kw: Any) -> httpx.Response:
+        """Posted as a live client would: received a second after the latest event it carries (SPEC R8)."""
+        latest = latest_time(body)
+        if latest is not None:
+            self.clock.now = latest + timedelta(seconds=1)
         return await self.client.post(path, content=body, headers={**NDJSON, **self.auth(role)}, **kw)
 
     async def get(self, role: str, path: str, **params: str) -> httpx.Response:
@@ -61,9 +87,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     app = create_app(Settings(data_dir=tmp_path, max_backdate_s=1e10))
     async with app.router.lifespan_context(app):
         service: Service = app.state.service
-        # Every post is received at one time after the events below and before AS_OF (SPEC R8: an as-of report
-        # sees what was received by then).
-        service.clock = lambda: RECEIVED
+        clock = Clock()
+        service.clock = clock  # the service's injected clock, set as each post is received (Api.post)
         await service.import_inventory(load_inventory(SMALL))
         tokens = {
             role: await service.repo.create_token(f"{role}-1", role)
@@ -71,11 +96,18 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         }
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://slawatch.test") as client:
-            yield Api(client, service, tokens)
+            yield Api(client, service, tokens, clock)
 
 
 async def stored_events(api: Api) -> int:
     return len(await api.service.repo.load_events())
+
+
+async def post_outages(api: Api) -> None:
+    """OUTAGES as a collector sends them live: each event a second after it happens."""
+    for event in OUTAGES:
+        r = await api.post("collector", jsonl(event))
+        assert r.status_code == 200, r.text
 
 
 # ---------------------------------------------------------------------- health, auth, roles
@@ -122,7 +154,9 @@ async def test_403_viewer_may_not_post_and_collector_may_not_ack(api: Api) -> No
 async def test_collector_posts_jsonl_then_the_same_again_stores_nothing(api: Api) -> None:
     r = await api.post("collector", jsonl(*OUTAGES))
     assert r.status_code == 200, r.text
-    assert r.json() == {"received": 3, "stored": 3, "duplicates": 0, "confirmed": 0, "unmatched": []}
+    assert r.json() == {
+        "received": 3, "stored": 3, "duplicates": 0, "confirmed": 0, "unmatched": [], "not_applied": []
+    }
     assert await stored_events(api) == 3
     r = await api.post("collector", jsonl(*OUTAGES))
     assert r.status_code == 200
@@ -182,11 +216,13 @@ async def test_contract_route_reads_local_times_in_the_contract_zone(api: Api) -
 
 
 async def test_operator_acks_by_node(api: Api) -> None:
-    assert (await api.post("collector", jsonl(*OUTAGES))).status_code == 200
+    assert (await api.post("collector", jsonl(OUTAGES[0]))).status_code == 200
     ack = {"type": "ack", "at": "2026-03-10T08:10:00+08:00", "node": "CPE-0001", "by": "crew 3"}
-    r = await api.post("operator", jsonl(ack))
+    r = await api.post("operator", jsonl(ack))  # received during the outage (SPEC R8)
     assert r.status_code == 200, r.text
     assert r.json()["stored"] == 1
+    for event in OUTAGES[1:]:
+        assert (await api.post("collector", jsonl(event))).status_code == 200
     incidents = {i["id"]: i for i in (await api.get("viewer", "/api/v1/incidents")).json()["incidents"]}
     assert incidents[ENDED]["ack"] == "2026-03-10T08:10:00+08:00"
     assert incidents[ENDED]["ack_by"] == "crew 3"
@@ -196,7 +232,7 @@ async def test_operator_acks_by_node(api: Api) -> None:
 
 
 async def test_operator_requests_and_assessor_approves_an_exclusion(api: Api) -> None:
-    assert (await api.post("collector", jsonl(*OUTAGES))).status_code == 200
+    await post_outages(api)
     request = {
         "type": "exclusion",
         "at": "2026-03-21T09:00:00+08:00",
@@ -259,7 +295,7 @@ def csv_summary(text: str) -> dict[str, str]:
 
 
 async def test_report_json_csv_html_agree(api: Api) -> None:
-    assert (await api.post("collector", jsonl(*OUTAGES))).status_code == 200
+    await post_outages(api)
     r = await api.get("viewer", "/api/v1/reports/monthly/2026-03", as_of=AS_OF)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/json"
@@ -322,7 +358,7 @@ async def test_several_contracts_need_the_contract_route(api: Api, monkeypatch: 
 
 # ---------------------------------------------------------------------- incidents
 async def test_incidents_list_and_open_filter(api: Api) -> None:
-    assert (await api.post("collector", jsonl(*OUTAGES))).status_code == 200
+    await post_outages(api)
     r = await api.get("viewer", "/api/v1/incidents")
     assert r.status_code == 200
     body = r.json()
