@@ -47,10 +47,11 @@ async def test_a_live_run_replays_to_the_identical_report(
     async def pause(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    # a CPE alone (its 6 cameras behind it) and, meanwhile, one camera of another branch
-    lab.wire.drop(["127.60.1.1", "127.60.3.11"])
-    await wait_for(lambda: _any_open(lab), 10, "an incident")
-    await pause(2)
+    # a CPE alone (its 6 cameras behind it), then one camera of another branch: it joins (same township)
+    lab.wire.drop(["127.60.1.1"])
+    await wait_for(lambda: _open_in(lab, "CPE-1"), 10, "the CPE's incident")
+    lab.wire.drop(["127.60.3.11"])
+    await wait_for(lambda: _open_in(lab, "T1"), 10, "the camera joining it")
     lab.wire.heal(["127.60.1.1"])
     await pause(2)
     lab.wire.heal(["127.60.3.11"])
@@ -58,7 +59,7 @@ async def test_a_live_run_replays_to_the_identical_report(
     # a fibre branch: both of its CPEs and their cameras; acknowledged while open, as the API would receive it
     branch = addresses_under(inv, "B1")
     lab.wire.drop(branch)
-    await wait_for(lambda: _any_open(lab), 10, "the branch incident")
+    await wait_for(lambda: _open_in(lab, "B1"), 10, "the branch incident")
     received = now()
     await lab.service.ingest([("api", AckEvent(at=received, node="B1", by="crew-7").received(received))], "api:test")
     await pause(2)
@@ -103,8 +104,8 @@ async def test_a_live_run_replays_to_the_identical_report(
         await db.close()
 
 
-async def _any_open(lab: Lab) -> bool:
-    return any(i["open"] for i in await lab.incidents())
+async def _open_in(lab: Lab, scope: str) -> bool:
+    return any(i["open"] and i["scope"] == scope for i in await lab.incidents())
 
 
 async def _true(value: bool) -> bool:
