@@ -363,16 +363,17 @@ class SlawatchCollector(Collector):
         polled = Scheduler.targets(inventory, now)[ICMP]
         by_kind: Counter[tuple[str, str]] = Counter()
         kinds: set[str] = set()
-        for node_id in polled:
-            kind = inventory[node_id].kind.value
+        up = NodeState.UP
+        for node_id in polled:  # StrEnum members as keys: equal to (and hashed as) their values
+            kind: str = inventory[node_id].kind
             kinds.add(kind)
-            by_kind[(kind, states.get(node_id, NodeState.UP).value)] += 1
+            by_kind[(kind, states.get(node_id, up))] += 1
         nodes = GaugeMetricFamily(
             "slawatch_nodes", "Polled active nodes by kind and confirmed state", labels=["kind", "state"]
         )
         for kind in sorted(kinds):
             for state in NODE_STATES:
-                nodes.add_metric([kind, state], by_kind[(kind, state)])
+                nodes.add_metric([str(kind), state], by_kind[(kind, state)])
         yield nodes
         yield self._channels_family(channel_states_by_area(inventory, states, now))
         if self.rtt is not None:
@@ -490,15 +491,27 @@ class SlawatchCollector(Collector):
 def channel_states_by_area(
     inventory: Inventory, states: Mapping[str, NodeState], now: datetime
 ) -> Counter[tuple[str, str]]:
-    """Channels by (area, state) at ``now`` by SPEC §2's rule (:func:`monitor.channels.channel_state`)."""
+    """Channels by (area, state) at ``now`` by SPEC §2's rule (:func:`monitor.channels.channel_state`).
+
+    Only the channels under a node that is not up walk their path: the others are online when their node is
+    active, else inactive (a network mostly up costs one pass over the channels)."""
     out: Counter[tuple[str, str]] = Counter()
-    decided: dict[str, str] = {}  # channel node -> its channels' state (an NVR's channels share it)
+    walk: set[int] = set()
+    for node_id, node_state in states.items():
+        if node_state is not NodeState.UP and node_id in inventory:
+            walk.update(inventory.channels_under[node_id])
+    online, inactive = ChannelState.ONLINE.value, ChannelState.INACTIVE.value
+    decided: dict[str, tuple[str, str]] = {}  # channel node -> (area, state) (an NVR's channels share it)
     for channel in inventory.channels:
         node_id = channel.node
-        state = decided.get(node_id)
-        if state is None:
-            state = decided[node_id] = channel_state(inventory, node_id, states, now)[0].value
-        out[(inventory.area_of(node_id), state)] += 1
+        found = decided.get(node_id)
+        if found is None:
+            if channel.position in walk:
+                decided_state = channel_state(inventory, node_id, states, now)[0].value
+            else:
+                decided_state = online if inventory[node_id].active_at(now) else inactive
+            found = decided[node_id] = (inventory.area_of(node_id), decided_state)
+        out[found] += 1
     return out
 
 

@@ -57,6 +57,7 @@ LEVELS = (1, 2, 3, 0)
 FINDING_ITEMS = ("4a", "4b", "4c", "4d", "4e", "5")
 
 Span = tuple[datetime, datetime]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +171,7 @@ class MonthToDate:
         self.instants = month.claim_instants(self.policy)
         self.base = monthly_base(self.inventory, contract, month)
         self.grace = timedelta(seconds=self.policy.claim_grace_s)
-        self._channels: dict[int, _Channel] = {}
+        self._reset()
         self._exclusion_key: tuple[object, ...] | None = None
         self._maintenance: MaintenanceIndex = MaintenanceIndex(self.inventory, ())
         self._maintenance_n = -1
@@ -309,8 +310,52 @@ class MonthToDate:
         return any(a <= t < b for a, b in maintenance.spans(self.inventory.channels[pos].node))
 
     # ------------------------------------------------------------------ the figures
+    def _reset(self) -> None:
+        """Forget every channel's count (the exclusions changed): each is counted again from the month's start."""
+        self._channels: dict[int, _Channel] = {}
+        self._closed = [0, 0, 0, 0]  # online, offline, excluded, blind of the closed parts, all channels
+        # open parts of the channels without excluded spans, by state: (count, sum of their since in us)
+        self._open_n: Counter[ChannelState] = Counter()
+        self._open_since: Counter[ChannelState] = Counter()
+        self._with_spans: set[int] = set()  # channels with excluded spans: their open part counted one by one
+        self._with_candidates: set[int] = set()
+
+    def _leave(self, pos: int, c: _Channel) -> None:
+        """Take channel ``pos``'s counts out of the totals (before they change)."""
+        closed = self._closed
+        closed[0] -= c.online
+        closed[1] -= c.offline
+        closed[2] -= c.ex
+        closed[3] -= c.blind
+        if pos in self._with_spans:
+            self._with_spans.discard(pos)
+        elif c.state is not ChannelState.INACTIVE:
+            self._open_n[c.state] -= 1
+            self._open_since[c.state] -= _us(c.since - EPOCH)
+
+    def _enter(self, pos: int, c: _Channel) -> None:
+        """Put channel ``pos``'s counts into the totals."""
+        closed = self._closed
+        closed[0] += c.online
+        closed[1] += c.offline
+        closed[2] += c.ex
+        closed[3] += c.blind
+        if c.excluded:
+            self._with_spans.add(pos)
+        elif c.state is not ChannelState.INACTIVE:
+            self._open_n[c.state] += 1
+            self._open_since[c.state] += _us(c.since - EPOCH)
+        if c.candidates:
+            self._with_candidates.add(pos)
+        else:
+            self._with_candidates.discard(pos)
+
     def figures(self, now: datetime) -> ContractFigures:
-        """The figures as of ``now`` (inside the tracker's month; see :meth:`fits`)."""
+        """The figures as of ``now`` (inside the tracker's month; see :meth:`fits`).
+
+        Only the channels with new transitions (or, once a day, a new claim instant) are visited one by one;
+        the others are in per-state totals (channels with excluded spans, and those with claim candidates,
+        are kept in their own small sets)."""
         engine, policy, inventory = self.engine, self.policy, self.inventory
         self._index_incidents()
         maintenance = self._maintenance_index()
@@ -322,48 +367,59 @@ class MonthToDate:
             self._maintenance_n,
         )
         if key != self._exclusion_key:  # count every channel again with the new exclusions
-            self._channels = {}
+            self._reset()
             self._exclusion_key = key
         past = bisect.bisect_left(self.instants, now)
         next_claim = next_claim_instant(now, self.contract)
-        online = offline = ex = blind = 0
-        breaches = 0
-        at_risk: Counter[str] = Counter()
-        channels = self._channels
+        channels, transitions = self._channels, engine.transitions
         for pos in engine.channels:
             c = channels.get(pos)
+            n = len(transitions[pos])
+            if c is not None and c.n == n and c.claim_k >= past and c.claim_n == n:
+                continue
             if c is None:
                 c = channels[pos] = self._start(pos, self._excluded_spans(pos, excluded, maintenance))
-            elif c.n != len(engine.transitions[pos]):
-                c.excluded = self._excluded_spans(pos, excluded, maintenance)
+            else:
+                self._leave(pos, c)
+                if c.n != n:
+                    c.excluded = self._excluded_spans(pos, excluded, maintenance)
             self._advance(c, pos, now)
-            o, f, e, b = self._open_part(c, now)
-            online += c.online + o
-            offline += c.offline + f
-            ex += c.ex + e
-            blind += c.blind + b
-            if c.claim_n != len(engine.transitions[pos]) or c.claim_k < past:
+            if c.claim_n != n or c.claim_k < past:
                 self._candidates(c, pos, past)
-            for t in c.candidates:
+            self._enter(pos, c)
+        # channel-seconds: the closed parts, the open parts by state, the channels with excluded spans
+        online, offline, ex, blind = self._closed
+        now_us = _us(min(now, self.month.end) - EPOCH)
+        online += self._open_n[ChannelState.ONLINE] * now_us - self._open_since[ChannelState.ONLINE]
+        offline += self._open_n[ChannelState.OFFLINE] * now_us - self._open_since[ChannelState.OFFLINE]
+        blind += self._open_n[ChannelState.UNKNOWN] * now_us - self._open_since[ChannelState.UNKNOWN]
+        for pos in self._with_spans:
+            o, f, e, b = self._open_part(channels[pos], now)
+            online, offline, ex, blind = online + o, offline + f, ex + e, blind + b
+        # the claim rule: the candidates so far, and the channels offline now that breach at the next instant
+        breaches = 0
+        for pos in self._with_candidates:
+            for t in channels[pos].candidates:
                 if self._in_maintenance(maintenance, pos, t):
                     continue
                 held = self._held_at(pos, t)
                 if held is None or held.id in excluded_ids or (held.ack is not None and held.ack <= t):
                     continue
                 breaches += 1
-            if engine.state[pos] is ChannelState.OFFLINE:
-                tr = engine.transitions[pos]
-                since = tr[-1][0] if tr else None
-                held = engine.member_of.get(pos)
-                if (
-                    since is not None
-                    and next_claim - since >= self.grace
-                    and held is not None
-                    and held.id not in excluded_ids
-                    and (held.ack is None or held.ack > next_claim)
-                    and not self._in_maintenance(maintenance, pos, next_claim)
-                ):
-                    at_risk[inventory.area_of(inventory.channels[pos].node)] += 1
+        at_risk: Counter[str] = Counter()
+        for pos, held in engine.member_of.items():
+            if pos not in channels or engine.state[pos] is not ChannelState.OFFLINE:
+                continue
+            tr = transitions[pos]
+            since = tr[-1][0] if tr else None
+            if (
+                since is not None
+                and next_claim - since >= self.grace
+                and held.id not in excluded_ids
+                and (held.ack is None or held.ack > next_claim)
+                and not self._in_maintenance(maintenance, pos, next_claim)
+            ):
+                at_risk[inventory.area_of(inventory.channels[pos].node)] += 1
         seconds = Seconds(online, offline, ex, blind)
         response, recovery = self._incident_points(now, judged)
         lost = self._items(now, seconds, response, recovery, breaches)
