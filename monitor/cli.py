@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from collectors.lab.cli import lab_app
+from monitor.alerts.cli import alerts_app
 from monitor.errors import SlawatchError
 from monitor.events import format_time, parse_time, read_jsonl
 from monitor.logs import setup_logging
@@ -41,6 +42,7 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(contract_app, name="contract")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(
     lab_app,
     name="lab",

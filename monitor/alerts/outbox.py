@@ -18,16 +18,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.alerts.rules import AlertState, IncidentFacts, PlannedAlert
-from monitor.metrics import OutboxStats
 from monitor.storage.database import WRITE_OPTION, Database, translate_errors
 from monitor.storage.tables import AlertOutboxRow, AlertStateRow
+
+if TYPE_CHECKING:
+    from monitor.metrics import OutboxStats
 
 __all__ = [
     "OutboxMessage",
@@ -295,6 +297,8 @@ async def messages(db: Database, incident_id: str | None = None) -> list[OutboxM
 def outbox_probe(db: Database) -> Callable[[], Awaitable[OutboxStats]]:
     """The metrics' :data:`monitor.metrics.OutboxProbe` over this outbox: ``depth`` is every message not yet
     delivered (pending and parked), ``parked`` those given up on. One grouped count per call."""
+
+    from monitor.metrics import OutboxStats
 
     async def probe() -> OutboxStats:
         counts = await outbox_counts(db)
