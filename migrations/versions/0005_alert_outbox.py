@@ -63,11 +63,11 @@ def upgrade() -> None:
         sa.CheckConstraint("attempts >= 0", name=op.f("ck_alert_outbox_attempts_not_negative")),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_alert_outbox_status_seq", "alert_outbox", ["status", "seq"])
+    op.create_index("ix_alert_outbox_status_target_seq", "alert_outbox", ["status", "target", "seq"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_alert_outbox_status_seq", table_name="alert_outbox")
+    op.drop_index("ix_alert_outbox_status_target_seq", table_name="alert_outbox")
     op.drop_table("alert_outbox")
     op.drop_index("ix_alert_states_next_due", table_name="alert_states")
     op.drop_table("alert_states")

@@ -170,14 +170,22 @@ def _message(row: Any) -> OutboxMessage:
     )
 
 
-async def deliverable(db: Database, now: datetime, limit: int = 2000) -> list[list[OutboxMessage]]:
-    """Groups of pending messages (one per target and incident, each in ``seq`` order) that may go now."""
+async def deliverable(db: Database, now: datetime, per_target: int = 500) -> list[list[OutboxMessage]]:
+    """Groups of pending messages (one per target and incident, each in ``seq`` order) that may go now. Each
+    target's oldest ``per_target`` pending messages are looked at, so a dead target's backlog never hides the
+    others' messages."""
+    messages: list[OutboxMessage] = []
     with translate_errors("read the alert outbox", db.url):
         async with db.engine.connect() as conn, conn.begin():
-            rows = await conn.execute(
-                select(_outbox).where(_outbox.c.status == PENDING).order_by(_outbox.c.seq).limit(limit)
-            )
-            messages = [_message(r) for r in rows]
+            targets = await conn.scalars(select(_outbox.c.target).where(_outbox.c.status == PENDING).distinct())
+            for target in list(targets):
+                rows = await conn.execute(
+                    select(_outbox)
+                    .where(_outbox.c.status == PENDING, _outbox.c.target == target)
+                    .order_by(_outbox.c.seq)
+                    .limit(per_target)
+                )
+                messages.extend(_message(r) for r in rows)
     groups: dict[tuple[str, str, str], list[OutboxMessage]] = {}
     for m in messages:
         groups.setdefault((m.target, m.contract_id, m.incident_id), []).append(m)

@@ -440,7 +440,7 @@ class AlertOutboxRow(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'parked')", name="status_valid"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
-        Index("ix_alert_outbox_status_seq", "status", "seq"),
+        Index("ix_alert_outbox_status_target_seq", "status", "target", "seq"),
         {"sqlite_autoincrement": True},
     )
 

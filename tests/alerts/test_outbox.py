@@ -13,8 +13,8 @@ from typing import Any
 from monitor.alerts.ackpage import link_maker
 from monitor.alerts.delivery import Delivery
 from monitor.alerts.hook import AlertHook
-from monitor.alerts.outbox import messages, outbox_counts, outbox_status, requeue
-from monitor.alerts.rules import AlertRules, rules_from_mapping
+from monitor.alerts.outbox import deliverable, messages, outbox_counts, outbox_status, requeue, write_plans
+from monitor.alerts.rules import AlertRules, IncidentFacts, plan_change, rules_from_mapping
 from monitor.events import Event, parse_event
 from monitor.inventory_io import load_inventory
 from monitor.service import Service
@@ -181,3 +181,32 @@ async def test_a_service_without_rules_writes_no_alerts(db: Database) -> None:
     assert len(await service.repo.load_incidents("default")) == 1
     assert await messages(db) == [] and await outbox_counts(db) == {}
     assert (await outbox_status(db)).open_incidents == 0
+
+
+async def test_a_dead_targets_backlog_does_not_hide_the_others(db: Database) -> None:
+    rules = rules_from_mapping(
+        {
+            "default_route": {"always": ["dead", "alive"]},
+            "targets": {
+                "dead": {"kind": "webhook", "url": "http://127.0.0.1:9/dead"},
+                "alive": {"kind": "webhook", "url": "http://127.0.0.1:9/alive"},
+            },
+        }
+    )
+    t0 = datetime(2026, 10, 3, 2, 0, tzinfo=UTC)
+    for n in range(3):
+        facts = IncidentFacts("default", f"CPE-000{n + 1}@2026-10-03T02:00:00Z", f"CPE-000{n + 1}", ("T01",), 3,
+                              9, 9, t0)
+        planned, state = plan_change(rules, None, facts, t0)
+        assert state is not None
+        await write_plans(db, [state], [p for p in planned if p.target == "dead"], t0)
+    facts = IncidentFacts("default", "T02@2026-10-03T02:00:00Z", "T02", ("T02",), 3, 9, 9, t0)
+    planned, state = plan_change(rules, None, facts, t0)
+    assert state is not None
+    await write_plans(db, [state], planned, t0)
+    groups = await deliverable(db, t0, per_target=2)
+    assert sorted((g[0].target, g[0].incident_id) for g in groups) == [
+        ("alive", "T02@2026-10-03T02:00:00Z"),
+        ("dead", "CPE-0001@2026-10-03T02:00:00Z"),
+        ("dead", "CPE-0002@2026-10-03T02:00:00Z"),
+    ]
