@@ -11,16 +11,24 @@ field. Example::
       1: [{role: crew, after_s: 0}, {role: supervisor, after_response: 0.5}, {role: manager, after_response: 1}]
       2: [{role: crew, after_s: 0}, {role: supervisor, after_response: 0.5}]
       3: [{role: crew, after_s: 0}]
-    routes:                            # the deepest route whose ``under`` is on the incident's scope path wins
-      - {under: T01, roles: {crew: [wecom-t01]}, always: [mqtt]}
+    routes:                            # the deepest route whose ``under`` is on the incident's scope path wins;
+      - {under: T01, roles: {crew: [wecom-t01]}}   # roles it names replace the default's, its always add to them
     default_route: {roles: {crew: [wecom-all], supervisor: [dingtalk-sup], manager: [feishu-mgr]},
                     always: [mqtt, alertmanager, hook]}
     targets:                           # where messages go (URLs and secrets are configuration)
       mqtt: {kind: mqtt, url: "mqtt://127.0.0.1:1883", expiry_s: 3600}
       wecom-all: {kind: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", mentions: ["13800000000"]}
+      wecom-t01: {kind: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K1"}
+      dingtalk-sup: {kind: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=T", secret_env: DING_SEC,
+                     mentions: ["13900000000"]}
+      feishu-mgr: {kind: feishu, url: "https://open.feishu.cn/open-apis/bot/v2/hook/H", secret_env: FEISHU_SEC,
+                   mentions: ["ou_manager_open_id"]}
+      alertmanager: {kind: alertmanager, url: "http://127.0.0.1:9093"}
+      hook: {kind: webhook, url: "http://127.0.0.1:9000/slawatch", secret_env: HOOK_SEC}
 
 ``after_response`` is a fraction of the level's response limit (the contract policy's ``response_limit_s``).
-A role's targets hear every kind of message of the incident from the step that engaged it on; ``always``
+A role's targets hear the kinds in ``notify``, repeats and their own step, from the step that engaged it on
+(acknowledgement stops steps and repeats); ``always``
 targets (machines: MQTT, Alertmanager, a webhook) hear every message of every alerted incident.
 
 Planning (:func:`plan_change`, :func:`plan_due`) is pure: it compares an incident's current facts with the
