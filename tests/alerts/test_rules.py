@@ -261,3 +261,22 @@ def test_rules_file_and_state_round_trip(tmp_path: Any) -> None:
     f = facts(ack=utc("2026-10-03T02:10:00Z"), ack_by="Li")
     assert IncidentFacts.from_json(f.to_json()) == f
     assert AlertState(f).facts.from_json(f.to_json()) == f
+
+
+def test_the_documented_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import textwrap
+
+    import yaml
+
+    from monitor.alerts import rules as module
+
+    doc = module.__doc__ or ""
+    example = textwrap.dedent(doc.split("Example::\n", 1)[1].split("\n\n", 1)[0])
+    for name in ("DING_SEC", "FEISHU_SEC", "HOOK_SEC"):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    parsed = rules_from_mapping(yaml.safe_load(example))
+    assert parsed.route_for(("T01", "T01-B1", "CPE-0001")).roles["crew"] == ("wecom-t01",)
+    assert parsed.route_for(("T01",)).roles["manager"] == ("feishu-mgr",)
+    assert parsed.route_for(("T02",)).roles["crew"] == ("wecom-all",)
+    assert parsed.targets["dingtalk-sup"].secret == "ding_sec-value" and parsed.targets["dingtalk-sup"].quiet_hours
+    assert parsed.escalation[1][1].delay(4 * 3600) == timedelta(hours=2)
