@@ -78,6 +78,11 @@ def _title(status: int) -> str:
         return "Error"
 
 
+def _text(value: str | None) -> Any:
+    """``value`` encodable as UTF-8: a lone surrogate echoed from the request is written as its escape."""
+    return None if value is None else value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def problem(
     status: int,
     message: str,
@@ -86,6 +91,7 @@ def problem(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The problem response for ``status``: RFC 9457 members and ``error``/``where``/``field``."""
+    message, where, field = _text(message), _text(where), _text(field)
     body = {"type": "about:blank", "title": _title(status), "status": status, "detail": message}
     body.update(error_body(message, where, field))
     return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)

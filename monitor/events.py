@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, tzinfo
@@ -66,10 +67,16 @@ def check_time(t: datetime, field: str) -> datetime:
     return utc
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def check_text(value: str, field: str) -> str:
-    """``value`` if it is at most :data:`MAX_TEXT_BYTES` of UTF-8; an :class:`EventError` naming ``field``."""
+    """``value`` if it is at most :data:`MAX_TEXT_BYTES` of UTF-8, without NUL (PostgreSQL stores none) or lone
+    surrogates (not Unicode text); an :class:`EventError` naming ``field`` otherwise."""
     if len(value) > MAX_TEXT_BYTES or len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
         raise EventError(f"text longer than {MAX_TEXT_BYTES} bytes of UTF-8", field=field)
+    if _UNSTORABLE.search(value):
+        raise EventError("text holds a NUL character or a lone surrogate (not storable text)", field=field)
     return value
 
 

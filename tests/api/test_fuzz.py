@@ -39,11 +39,13 @@ scalars = st.one_of(
     st.integers(min_value=-(10**400), max_value=10**400),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30),
+    st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\u202e", "２０２６-１０"]),  # NUL, lone surrogates
     st.builds(lambda c, n: c * n, st.characters(), st.integers(min_value=4000, max_value=20_000)),
 )
+keys = st.text(max_size=8) | st.sampled_from(["\ud800", "\x00", "known_at"])
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=12,
 )
 offsets = st.builds(

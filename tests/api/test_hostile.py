@@ -312,3 +312,22 @@ def test_hostile_bodies_are_4xx_problems_everywhere(server: HttpServer, body: by
         assert r.headers["content-type"] == "application/problem+json", (path, r.text[:200])
     assert server.stored_events() == 0
     assert server.run(list_requests(server.service.db, None)) == []
+
+
+# ---------------------------------------------------------------------------------------- text a database cannot store
+@pytest.mark.parametrize("text", ["a\\u0000b", "lone \\ud800 surrogate", "\\udfff"])
+def test_text_with_nul_or_lone_surrogates_is_422(server: HttpServer, text: str) -> None:
+    """PostgreSQL stores no NUL in text or JSON, and no encoding has a lone surrogate: refused, never a 5xx."""
+    assert post(server, "collector", raw_event(**DOWN)).status_code == 200
+    line = '{"type":"explanation","at":"2026-03-20T10:20:00+08:00","incident":"' + OPEN + '","text":"' + text + '"}'
+    assert_refused(post(server, "operator", line), 422, "text", "request line 1")
+    body = json.dumps(WINDOW)[:-1] + ', "reason": "' + text + '"}'
+    body = body.replace('"reason": "x", ', "")
+    r = server.client.post(
+        "/api/v1/maintenance", content=body, headers={**server.auth("operator"), "Content-Type": "application/json"}
+    )
+    assert_refused(r, 422, "reason", "body")
+    r = post(server, "admin", '{"type":"state","\\ud800":1}')
+    assert_refused(r, 422, "\\ud800", "request line 1")  # the field named, escaped
+    assert server.stored_events() == 1
+    assert server.run(list_requests(server.service.db, None)) == []

@@ -150,6 +150,9 @@ def _ack(**extra: object) -> dict[str, Any]:
         (_ack(node=None, incident="I" * (MAX_TEXT_BYTES + 1)), "incident"),
         (_ack(by="b" * (MAX_TEXT_BYTES + 1)), "by"),
         ({"type": "onsite", "at": AT, "node": "CPE-1", "by": "b" * (MAX_TEXT_BYTES + 1)}, "by"),
+        ({"type": "explanation", "at": AT, "node": "CPE-1", "text": "a\x00b"}, "text"),  # PostgreSQL stores no NUL
+        ({"type": "explanation", "at": AT, "node": "CPE-1", "text": "lone \ud800"}, "text"),  # not encodable
+        ({**FINDING, "note": "\udfff"}, "note"),
     ],
 )
 def test_free_text_over_4_kib_of_utf8_is_refused(obj: dict[str, Any], field: str) -> None:
