@@ -10,6 +10,7 @@ call missed (a crash between storing the events and this) is made good by the ne
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -70,6 +71,9 @@ class AlertHook:
         self.rules = rules
         self.links = links
         self.horizon = horizon
+        # Planning reads a state and writes the next one: the service's changes and the delivery loop's timers
+        # take turns, so neither overwrites the other's (an ack must not be undone by a repeat planned beside it).
+        self._lock = asyncio.Lock()
 
     async def incidents_changed(
         self, contract: Contract, incidents: Sequence[IncidentView], inventory: Inventory, now: datetime
@@ -77,31 +81,33 @@ class AlertHook:
         """Plan for incidents the projection rewrote; returns how many messages were written."""
         if not incidents:
             return 0
-        stored = await load_states(self.db, contract.id, (v.id for v in incidents))
-        states: list[AlertState] = []
-        planned = []
-        for view in incidents:
-            previous = stored.get(view.id)
-            alerts, state = plan_change(
-                self.rules, previous, facts_of(contract, view, inventory), now, links=self.links,
-                horizon=self.horizon,
-            )
-            planned.extend(alerts)
-            if state is not None and state != previous:
-                states.append(state)
-        await write_plans(self.db, states, planned, now)
-        return len(planned)
+        async with self._lock:
+            stored = await load_states(self.db, contract.id, (v.id for v in incidents))
+            states: list[AlertState] = []
+            planned = []
+            for view in incidents:
+                previous = stored.get(view.id)
+                alerts, state = plan_change(
+                    self.rules, previous, facts_of(contract, view, inventory), now, links=self.links,
+                    horizon=self.horizon,
+                )
+                planned.extend(alerts)
+                if state is not None and state != previous:
+                    states.append(state)
+            await write_plans(self.db, states, planned, now)
+            return len(planned)
 
     async def tick(self, now: datetime) -> int:
         """Plan the escalation steps and repeats that have come due; returns how many messages were written."""
-        states: list[AlertState] = []
-        planned = []
-        for state in await due_states(self.db, now):
-            alerts, new = plan_due(self.rules, state, now, links=self.links)
-            planned.extend(alerts)
-            states.append(new)
-        await write_plans(self.db, states, planned, now)
-        return len(planned)
+        async with self._lock:
+            states: list[AlertState] = []
+            planned = []
+            for state in await due_states(self.db, now):
+                alerts, new = plan_due(self.rules, state, now, links=self.links)
+                planned.extend(alerts)
+                states.append(new)
+            await write_plans(self.db, states, planned, now)
+            return len(planned)
 
 
 def hook_from_settings(db: Database, settings: AlertSettings) -> AlertHook | None:

@@ -4,6 +4,7 @@ retries with backoff, parking after too many failures, and nothing at all withou
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
@@ -210,3 +211,25 @@ async def test_a_dead_targets_backlog_does_not_hide_the_others(db: Database) -> 
         ("dead", "CPE-0001@2026-10-03T02:00:00Z"),
         ("dead", "CPE-0002@2026-10-03T02:00:00Z"),
     ]
+
+
+async def test_timers_and_changes_planned_side_by_side_do_not_undo_each_other(db: Database) -> None:
+    from monitor.alerts.outbox import load_states
+
+    clock = Clock(datetime(2026, 10, 9, 18, 0, tzinfo=UTC))
+    rules = rules_for("http://127.0.0.1:9")
+    service = await make_service(db, clock, rules)
+    assert service.alerts is not None
+    await service.ingest(
+        located([{"type": "state", "at": "2026-10-10T02:00:00+08:00", "node": "CPE-0003", "state": "down"}]),
+        source="test",
+    )
+    clock.now = datetime(2026, 10, 9, 18, 30, tzinfo=UTC)  # the first repeat is due, and the crew acks now
+    ack = located([{"type": "ack", "at": "2026-10-10T02:30:00+08:00", "incident": CPE3, "by": "Wang"}])
+    await asyncio.gather(service.alerts.tick(clock.now), service.ingest(ack, source="test"))
+    [state] = (await load_states(db, "default", [CPE3])).values()
+    assert state.facts.ack_by == "Wang" and state.next_due is None
+    clock.now = datetime(2026, 10, 9, 20, 0, tzinfo=UTC)
+    assert await service.alerts.tick(clock.now) == 0
+    kinds = [m.kind for m in await messages(db)]
+    assert kinds in (["opened", "repeat", "ack"], ["opened", "ack"])
