@@ -191,12 +191,13 @@ class RttHistogram:
 class MetricsState:
     """What the metrics keep between scrapes: the month-to-date tracker of each contract (valid while the
     service keeps the same engine and the month lasts) and the RTT histogram. ``rebuild_after_s``: how often at
-    most a projection that missed events stored by another process is rebuilt."""
+    most a projection that missed events stored by another process is rebuilt (see :func:`_engines`)."""
 
     rtt: RttHistogram = field(default_factory=RttHistogram)
     trackers: dict[str, MonthToDate] = field(default_factory=dict)
     rebuild_after_s: float = REBUILD_AFTER_S
     last_rebuild: float | None = None  # time.monotonic() of the last rebuild asked by a scrape
+    behind: int | None = None  # events applied by a projection found behind the stored ones at the last scrape
 
     def figures(self, engines: Sequence[tuple[Contract, Engine]], now: datetime) -> list[ContractFigures]:
         out: list[ContractFigures] = []
@@ -558,19 +559,31 @@ def build_registry(
     return registry
 
 
-async def _engines(service: Service, state: MetricsState) -> tuple[tuple[Contract, Engine], ...] | None:
-    """The projection's engines; built when there is none, rebuilt (at most every ``rebuild_after_s``) when
-    another process stored events it has not applied. None when it cannot be built (logged)."""
+async def _engines(
+    service: Service, state: MetricsState, *, in_process: bool
+) -> tuple[tuple[Contract, Engine], ...] | None:
+    """The projection's engines, built when there is none. With a live loop in this process (``in_process``)
+    every event goes through this service, which keeps them up to date (an ingest that meets events stored
+    elsewhere rebuilds them itself). Without one (``slawatch serve`` beside a collector in another process),
+    engines that stayed behind the stored events since the previous scrape are rebuilt, at most every
+    ``rebuild_after_s`` (an ingest in progress is not mistaken for them: it catches up by the next scrape).
+    None when they cannot be built (logged)."""
     engines = service.projection_engines()
     try:
         if engines is not None:
+            if in_process:
+                return engines
             applied = service.projection_events()
             if applied == await service.repo.count_events():
+                state.behind = None
                 return engines
             last = state.last_rebuild
-            if last is not None and time.monotonic() - last < state.rebuild_after_s:
-                return engines  # behind, rebuilt soon
+            throttled = last is not None and time.monotonic() - last < state.rebuild_after_s
+            if state.behind != applied or throttled:
+                state.behind = applied
+                return engines  # behind: rebuilt by a later scrape if it makes no progress meanwhile
         state.last_rebuild = time.monotonic()
+        state.behind = None
         await service.rebuild()
     except StorageError as exc:
         log.warning("metrics: incident projection unavailable", extra={"error": str(exc)})
@@ -600,7 +613,10 @@ async def scrape(
             outbox_stats = await outbox()
         except Exception as exc:  # the alerts module's failure must not take the metrics down
             log.warning("metrics: alert outbox unreadable", extra={"error": str(exc)})
-    engines = await _engines(service, state) if stored.error is None else service.projection_engines()
+    if stored.error is None:
+        engines = await _engines(service, state, in_process=live is not None)
+    else:
+        engines = service.projection_engines()
     figures: list[ContractFigures] | None = None
     if engines:
         now = live.clock() if live is not None else service.clock()
