@@ -99,3 +99,8 @@ class AlertSettings(BaseSettings):
     horizon_s: float = Field(
         default=3600.0, ge=0, description="an incident first seen ended longer ago than this is not alerted (s)"
     )
+    alertmanager_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often open incidents are re-posted to Alertmanager; each post is valid 4 times as long",
+    )

@@ -16,13 +16,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from monitor.alerts.alertmanager import AlertmanagerSink
+from monitor.alerts.alertmanager import AlertmanagerSink, refresh
 from monitor.alerts.hook import AlertHook
 from monitor.alerts.mqtt import MqttSink
-from monitor.alerts.outbox import OutboxMessage, deliverable, mark_failed, mark_sent
+from monitor.alerts.outbox import OutboxMessage, deliverable, mark_failed, mark_sent, open_states
 from monitor.alerts.robots import RobotSink
 from monitor.alerts.rules import AlertRules, Target, TargetKind
 from monitor.alerts.webhook import WebhookSink
@@ -40,13 +40,13 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-def make_sink(target: Target, timeout: float) -> Sink:
+def make_sink(target: Target, timeout: float, am_period: timedelta = timedelta(minutes=1)) -> Sink:
     if target.kind is TargetKind.MQTT:
         return MqttSink(target, timeout)
     if target.kind is TargetKind.WEBHOOK:
         return WebhookSink(target, timeout)
     if target.kind is TargetKind.ALERTMANAGER:
-        return AlertmanagerSink(target, timeout)
+        return AlertmanagerSink(target, timeout, am_period)
     return RobotSink(target, timeout)
 
 
@@ -76,13 +76,15 @@ class Delivery:
         self.hook = hook
         self.clock = clock or (lambda: datetime.now(UTC))
         self._sinks: dict[str, Sink] = {}
+        self._am_period = timedelta(seconds=self.settings.alertmanager_refresh_s)
+        self._am_refreshed: datetime | None = None  # wall clock: Alertmanager's endsAt is on its own clock
 
     def sink(self, name: str) -> Sink | None:
         if name not in self._sinks:
             target = self.rules.targets.get(name)
             if target is None:
                 return None
-            self._sinks[name] = make_sink(target, self.settings.timeout_s)
+            self._sinks[name] = make_sink(target, self.settings.timeout_s, self._am_period)
         return self._sinks[name]
 
     async def round(self) -> RoundResult:
@@ -95,7 +97,26 @@ class Delivery:
         for group in groups:
             by_target.setdefault(group[0].target, []).append(group)
         await asyncio.gather(*(self._target(t, gs, result) for t, gs in by_target.items()))
+        await self._refresh_alertmanager()
         return result
+
+    async def _refresh_alertmanager(self) -> None:
+        """Every refresh period, re-post the open incidents to each Alertmanager target (their ``endsAt`` moves
+        on); a failure is logged and tried again next round."""
+        targets = [t for t in self.rules.targets.values() if t.kind is TargetKind.ALERTMANAGER]
+        wall = datetime.now(UTC)
+        if not targets or (self._am_refreshed is not None and wall - self._am_refreshed < self._am_period):
+            return
+        states = await open_states(self.db)
+        failed = False
+        for target in targets:
+            try:
+                await refresh(target, self.rules, states, self._am_period, self.settings.timeout_s)
+            except Exception as exc:  # the next round tries again
+                failed = True
+                log.warning("alertmanager refresh failed", extra={"target": target.name, "error": str(exc)})
+        if not failed:
+            self._am_refreshed = wall
 
     async def _target(self, name: str, groups: list[list[OutboxMessage]], result: RoundResult) -> None:
         sink = self.sink(name)

@@ -40,6 +40,7 @@ __all__ = [
     "mark_failed",
     "mark_sent",
     "messages",
+    "open_states",
     "outbox_counts",
     "outbox_probe",
     "outbox_status",
@@ -159,6 +160,16 @@ async def due_states(db: Database, now: datetime) -> list[AlertState]:
         async with db.engine.connect() as conn, conn.begin():
             rows = await conn.execute(
                 select(_states).where(_states.c.next_due <= now).order_by(_states.c.next_due)
+            )
+            return [_state(r) for r in rows]
+
+
+async def open_states(db: Database) -> list[AlertState]:
+    """The states of every alerted incident not yet ended (what Alertmanager is kept told of)."""
+    with translate_errors("read the alert states", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            rows = await conn.execute(
+                select(_states).where(~_states.c.ended).order_by(_states.c.contract_id, _states.c.incident_id)
             )
             return [_state(r) for r in rows]
 

@@ -19,8 +19,10 @@ from urllib.parse import quote
 
 import pytest
 
+from monitor.alerts.alertmanager import refresh
 from monitor.alerts.delivery import Delivery
 from monitor.alerts.hook import AlertHook
+from monitor.alerts.outbox import open_states
 from monitor.alerts.rules import rules_from_mapping
 from monitor.events import format_time, parse_event
 from monitor.inventory_io import load_inventory
@@ -116,8 +118,16 @@ async def test_incident_appears_in_alertmanager_and_resolves(db: Database, alert
     }
     assert alert["status"]["state"] == "active"
     assert alert["annotations"]["channels_offline"] == "9"
-    assert "三级 新故障 / Level 3 New incident" in alert["annotations"]["summary"]
+    assert alert["annotations"]["summary"] == "三级故障 CPE-0003 / Level 3 incident at CPE-0003"
     assert datetime.fromisoformat(alert["startsAt"].replace("Z", "+00:00")) == start
+    # Open: valid for 4 refresh periods (4 min), and re-posted every period while it stays open.
+    ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
+    assert timedelta(minutes=3) < ends - datetime.now(UTC) <= timedelta(minutes=4)
+    await asyncio.sleep(1.1)
+    states = await open_states(db)
+    assert await refresh(rules.targets["am"], rules, states, timedelta(minutes=1)) == 1
+    [again] = await asyncio.to_thread(get_alerts, alertmanager, incident)
+    assert again["updatedAt"] > alert["updatedAt"] and again["endsAt"] > alert["endsAt"]
 
     end = start + timedelta(minutes=5)
     clock["now"] = end + timedelta(seconds=30)
