@@ -153,6 +153,8 @@ class Engine:
         # node -> the incidents that have held a channel at or under it (ids in the order they joined)
         self._held_under: dict[str, dict[str, Incident]] = {}
         self._rank: dict[str, int] = {}  # incident id -> its place in the order incidents opened
+        self._held_open: dict[int, Incident] = {}  # channel -> the open incident that has held it
+        self._open_in_area: dict[str, dict[str, Incident]] = {}  # area -> its open incidents, in opening order
         self._returned: dict[str, datetime] = {}  # open incident -> latest dated return of any of its channels
         self.maintenance: list[MaintenanceEvent] = []
         self.findings: list[FindingEvent] = []
@@ -297,27 +299,34 @@ class Engine:
             if incident.open and not incident.pending:
                 incident.end = self._returned.pop(incident.id, t)
                 del self.open[incident.id]
+                del self._open_in_area[self._area(incident.scope)][incident.id]
+                for member in incident.members:
+                    del self._held_open[member]
                 incident.timeline.append(TimelineEntry(incident.end, known, TimelineKind.ENDED, ""))
 
     def _holding(self, pos: int) -> Incident | None:
         """The open incident that has held channel ``pos`` (a channel is in at most one: it rejoins it)."""
-        for candidate in self.open.values():
-            if pos in candidate.members:
-                return candidate
-        return None
+        return self._held_open.get(pos)
+
+    def _area(self, node: str) -> str:
+        """The child of the root above ``node``: incidents only group within one (their scope is never the
+        root), so each area's open incidents are the only candidates for a channel under it."""
+        return self.inventory.path(node)[0]
 
     def _join(self, pos: int, when: datetime, decisive: str, known: datetime) -> Incident:
         node_id = self.inventory.channels[pos].node
         label = self.inventory.channels[pos].label
         incident = self.member_of.get(pos) or self._holding(pos)  # held it, went unknown or back: rejoins
         if incident is None:
-            chosen = choose_incident(self.inventory, node_id, when, self.open.values(), self.window)
+            candidates = self._open_in_area.get(self._area(node_id), {}).values()
+            chosen = choose_incident(self.inventory, node_id, when, candidates, self.window)
             if chosen is None:
                 incident = Incident(id=self._new_id(decisive, when), scope=decisive, start=when)
                 self._rank[incident.id] = len(self.incidents)
                 self.incidents.append(incident)
                 self.by_id[incident.id] = incident
                 self.open[incident.id] = incident
+                self._open_in_area.setdefault(self._area(decisive), {})[incident.id] = incident
                 incident.timeline.append(TimelineEntry(when, known, TimelineKind.OPENED, f"{decisive}: {label}"))
             else:
                 incident, scope = chosen
@@ -328,6 +337,7 @@ class Engine:
             incident.start = when
         if pos not in incident.members:
             incident.members[pos] = None
+            self._held_open[pos] = incident
             for nid in self.inventory.path(node_id):
                 self._held_under.setdefault(nid, {})[incident.id] = incident
         self.member_of[pos] = incident
