@@ -389,13 +389,16 @@ class LiveService:
         states = t.states
         plan = self.scheduler.plan(at, inventory, states)
         polled = self._polled(at)
+        # a node new to the inventory starts unknown, as every node does at start (SPEC §2)
+        fresh = [n for n in polled if n not in t.blind.clocks]
         for node_id in polled:
             t.blind.due(node_id, at)
         # held (or just released) nodes are not due: their blind clocks start again now (SPEC R2)
         for node_id in (*plan.held, *plan.released):
             t.blind.hold(node_id, at)
         intervals = {n: self.scheduler.interval(ICMP, n, states) for n in polled if n not in plan.held}
-        unknown: list[StateEvent] = t.blind.lag(at, intervals, self.live.blind_after, states=states)
+        unknown: list[StateEvent] = unknown_events(fresh, states, at=at, known_at=at)
+        unknown += t.blind.lag(at, intervals, self.live.blind_after, states=states)
         # SNMP runs beside the cycles (a silent agent may take seconds): take the finished batch, start the next
         n_facts, refused = self._snmp_done()
         snmp_nodes: list[Node] = []
@@ -433,9 +436,10 @@ class LiveService:
                     self.scheduler.record(ICMP, node.id, at, None)
                     continue
                 self.scheduler.record(ICMP, node.id, at, None if r.refused else r.ok)
-                if r.refused:
+                if r.refused:  # due, and not observed: the collector's own blindness for this node
                     refused += 1
                     self._refused(node, r)
+                    t.blind.missed(node.id, at)
                     continue
                 t.icmp[node.id] = r
                 t.blind.verdict(node.id, at)
