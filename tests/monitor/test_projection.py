@@ -6,13 +6,26 @@ chunks; the reference is a fresh engine replaying everything known so far and ``
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
+import pytest
 
 from monitor.assessment import Assessment, Month, assess
 from monitor.contracts import Contract, default_contract
 from monitor.engine import Engine
-from monitor.events import AckEvent, Event, ExclusionEvent, ExclusionStatus, MaintenanceEvent, NodeState, StateEvent
+from monitor.events import (
+    AckEvent,
+    Event,
+    ExclusionEvent,
+    ExclusionStatus,
+    ExplanationEvent,
+    FindingEvent,
+    MaintenanceEvent,
+    NodeState,
+    StateEvent,
+)
 from monitor.events import parse_event as parse
 from monitor.inventory import Inventory, Node, NodeKind
 from monitor.policy import DEFAULT_POLICY
@@ -147,3 +160,61 @@ def test_points_at_risk_breaches_ack_and_maintenance() -> None:
     assert set(f.lost) == set(ITEMS)
     # the month ends: the tracker no longer fits, a new one starts the new month
     assert not tracker.fits(contract, engine, local(31, 23) + timedelta(hours=2))
+
+
+def random_stream(seed: int) -> list[Event]:
+    """Random states (backdated, conflicting, blind), acks, explanations, exclusion steps, maintenance and
+    findings over three days around the 11:00 instants of the small network, in known order."""
+    rng = random.Random(seed)
+    nodes = ["T1", "CPE-1", *(f"CAM-{c}" for c in range(6)), "T2", "CPE-2", "NVR-2"]
+    start = local(2, 6)
+    out: list[Event] = []
+    for _ in range(70):
+        at = start + timedelta(seconds=rng.randrange(3 * 86_400))
+        known = at + timedelta(seconds=rng.choice((0, 0, 0, 30, 600, 7_200)))
+        node = rng.choice(nodes)
+        kind = rng.random()
+        event: Event
+        if kind < 0.55:
+            state = rng.choices((NodeState.DOWN, NodeState.UP, NodeState.UNKNOWN), (5, 5, 1))[0]
+            event = StateEvent(at=at, known_at=known, node=node, state=state)
+        elif kind < 0.7:
+            event = AckEvent(at=at, known_at=known, node=node, by="crew")
+        elif kind < 0.77:
+            event = ExplanationEvent(at=at, known_at=known, node=node, text="why")
+        elif kind < 0.87:
+            status = rng.choice(list(ExclusionStatus))
+            event = ExclusionEvent(at=at, known_at=known, node=node, status=status, cause="third party")
+        elif kind < 0.94:
+            begin = at + timedelta(seconds=rng.randrange(-7_200, 7_200))
+            event = MaintenanceEvent(
+                at=at,
+                known_at=known,
+                start=begin,
+                end=begin + timedelta(seconds=rng.randrange(600, 20_000)),
+                scope=node,
+            )
+        else:
+            item = rng.choice(("4a", "4b", "4c", "4d", "4e", "5"))
+            event = FindingEvent(at=at, known_at=known, item=item, points=Decimal(rng.choice((1, 5))))
+        out.append(event)
+    return sorted(out, key=lambda e: e.known)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_streams_in_chunks_equal_the_assessment(seed: int) -> None:
+    inventory = small()
+    contract = default_contract()
+    month = Month.parse("2026-10", contract.policy)
+    events = random_stream(seed)
+    engine = Engine(inventory, contract.policy)
+    tracker = MonthToDate(contract, engine, month)
+    rng = random.Random(seed + 1000)
+    done = 0
+    now = events[0].known
+    while done < len(events):
+        cut = min(len(events), done + rng.randrange(1, 12))
+        engine.replay(events[done:cut])
+        done = cut
+        now = max(now, events[cut - 1].known) + timedelta(seconds=rng.choice((0, 1, 59, 3_600, 20_000)))
+        check_equal(tracker, inventory, contract, events[:cut], now)
