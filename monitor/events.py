@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -143,6 +143,8 @@ class BaseEvent:
     type: ClassVar[str]
     at: datetime
     known_at: datetime | None = None
+    # The id, computed once (a hash of the canonical JSON, asked for many times per event on a replay).
+    _id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -166,7 +168,7 @@ class BaseEvent:
         out: dict[str, Any] = {"type": self.type}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name == "_id":
                 continue
             key = {"start": "from", "end": "to"}.get(f.name, f.name)
             if isinstance(value, datetime):
@@ -182,10 +184,13 @@ class BaseEvent:
     @property
     def id(self) -> str:
         """Deterministic id: sha256 of the canonical JSON without ``known_at``, 32 hex digits."""
-        content = self.to_json()
-        content.pop("known_at", None)
-        blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+        if self._id is None:
+            content = self.to_json()
+            content.pop("known_at", None)
+            blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            object.__setattr__(self, "_id", hashlib.sha256(blob.encode()).hexdigest()[:32])
+        assert self._id is not None
+        return self._id
 
 
 #: The free-text fields of events, bounded to MAX_TEXT_BYTES each (SPEC R10).

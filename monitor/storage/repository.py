@@ -433,15 +433,12 @@ class Repository:
             for eid, ev in unique.items()
         ]
         inserted: set[str] = set()
+        # One statement compiled once and sent as "insertmanyvalues" batches: a multi-VALUES statement built
+        # per chunk spent most of a large replay compiling SQL.
+        stmt = self._insert(_events).on_conflict_do_nothing(index_elements=["id"]).returning(_events.c.id)
         async with self._write("append events") as conn:
-            for chunk in _chunks(rows):
-                stmt = (
-                    self._insert(_events)
-                    .values(list(chunk))
-                    .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(_events.c.id)
-                )
-                inserted.update((await conn.execute(stmt)).scalars())
+            for chunk in _chunks(rows, 5000):
+                inserted.update((await conn.execute(stmt, list(chunk))).scalars())
             new = [ev for eid, ev in unique.items() if eid in inserted]
             entries: list[dict[str, object]] = []
             for ev in new:
@@ -451,8 +448,8 @@ class Repository:
                     entries.append(
                         {"at": now, "actor": actor, "action": action, "subject": subject, "detail": ev.to_json()}
                     )
-            for batch in _chunks(entries):
-                await conn.execute(insert(_audit).values(list(batch)))
+            for batch in _chunks(entries, 5000):
+                await conn.execute(insert(_audit), list(batch))
         return new
 
     async def load_events(self, until_known: datetime | None = None) -> list[Event]:
