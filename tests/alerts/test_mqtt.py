@@ -120,7 +120,7 @@ async def test_incident_life_through_the_shared_mosquitto(db: Database, tmp_path
 
         # The retained state of the open incident, as a late subscriber sees it.
         async with subscribe(*SHARED, state_topic) as late:
-            await late.event.wait()
+            await asyncio.wait_for(late.event.wait(), 10)
             [state] = late.messages
             assert state.retain and state.json["incident"] == incident and state.json["open"] is True
 
