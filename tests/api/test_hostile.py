@@ -331,3 +331,11 @@ def test_text_with_nul_or_lone_surrogates_is_422(server: HttpServer, text: str) 
     assert_refused(r, 422, "\\ud800", "request line 1")  # the field named, escaped
     assert server.stored_events() == 1
     assert server.run(list_requests(server.service.db, None)) == []
+
+
+def test_framework_errors_are_problems_too(server: HttpServer) -> None:
+    assert_refused(server.client.get("/nope", headers=server.auth("viewer")), 404, None)
+    assert_refused(server.client.delete("/api/v1/events", headers=server.auth("admin")), 405, None)
+    r = server.client.get("/api/v1/incidents", params={"open": "perhaps"}, headers=server.auth("viewer"))
+    assert_refused(r, 422, "open", "query")
+    assert_refused(server.client.get("/api/v1/incidents"), 401, None)
