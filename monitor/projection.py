@@ -225,6 +225,10 @@ class MonthToDate:
             out[incident.id] = verdict(self.inventory, view, maintenance, now)
         return out
 
+    def _excluded_at(self, incident: Incident, maintenance: MaintenanceIndex, t: datetime) -> bool:
+        view = incident.view(self.inventory, self.policy.level_for(incident.peak))
+        return verdict(self.inventory, view, maintenance, t).excluded
+
     def _excluded_spans(self, pos: int, excluded: Mapping[str, Incident], maintenance: MaintenanceIndex) -> list[Span]:
         node = self.inventory.channels[pos].node
         spans = list(maintenance.spans(node))
@@ -406,19 +410,24 @@ class MonthToDate:
                 if held is None or held.id in excluded_ids or (held.ack is not None and held.ack <= t):
                     continue
                 breaches += 1
+        # at risk: what the claim rule finds at the next instant if nothing else happens (an open incident's
+        # verdict taken at that instant: a planned incident that outlasts its cover by then is scored)
         at_risk: Counter[str] = Counter()
+        excluded_then: dict[str, bool] = {}
         for pos, held in engine.member_of.items():
             if pos not in channels or engine.state[pos] is not ChannelState.OFFLINE:
                 continue
             tr = transitions[pos]
             since = tr[-1][0] if tr else None
-            if (
-                since is not None
-                and next_claim - since >= self.grace
-                and held.id not in excluded_ids
-                and (held.ack is None or held.ack > next_claim)
-                and not self._in_maintenance(maintenance, pos, next_claim)
-            ):
+            if since is None or next_claim - since < self.grace:
+                continue
+            if held.ack is not None and held.ack <= next_claim:
+                continue
+            if self._in_maintenance(maintenance, pos, next_claim):
+                continue
+            if held.id not in excluded_then:
+                excluded_then[held.id] = held.id in judged and self._excluded_at(held, maintenance, next_claim)
+            if not excluded_then[held.id]:
                 at_risk[inventory.area_of(inventory.channels[pos].node)] += 1
         seconds = Seconds(online, offline, ex, blind)
         response, recovery = self._incident_points(now, judged)

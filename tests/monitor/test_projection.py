@@ -218,3 +218,10 @@ def test_random_streams_in_chunks_equal_the_assessment(seed: int) -> None:
         done = cut
         now = max(now, events[cut - 1].known) + timedelta(seconds=rng.choice((0, 1, 59, 3_600, 20_000)))
         check_equal(tracker, inventory, contract, events[:cut], now)
+        # the channels at risk are the breaches the next claim instant makes if nothing else happens
+        f = tracker.figures(now)
+        if f.next_claim < month.end:
+            then = reference(inventory, contract, events[:cut], f.next_claim + timedelta(seconds=1), month)
+            at_next = [b for b in then.claim_breaches if b.at == f.next_claim]
+            assert sum(f.at_risk.values()) == len(at_next)
+            assert f.at_risk_points == contract.policy.claim_points * len(at_next)
