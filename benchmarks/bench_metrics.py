@@ -5,8 +5,9 @@
 The sample network (593 circuits, ~3,000 channels) on SQLite in a temp dir, the generated month 2026-10
 replayed through the service up to ``--days`` (so the incident projection holds those days), then:
 
-1. ``slawatch serve``'s scrape (no live loop): the first one builds the month-to-date trackers, the next ones
-   only extend them; then the same after each small batch of new events (what a live cycle adds);
+1. ``slawatch serve``'s scrape (no live loop): the first one builds the month-to-date trackers (and, in a
+   freshly started process, the incident projection: a replay of every stored event), the next ones only
+   extend them; then the same after each small batch of new events (what a live cycle adds);
 2. ``slawatch run``'s scrape: a live loop over scripted probers (every node answers; nothing is sent on the
    network) after one cycle, so node and channel states, the RTT histogram and the probes are included.
 
@@ -98,11 +99,16 @@ async def run(days: int, scrapes: int, url: str | None) -> None:
             state = MetricsState()
             t0 = time.perf_counter()
             first = await scrape(None, service, state=state)
-            print(
-                f"{'serve: first scrape (builds the trackers)':<52} {1000 * (time.perf_counter() - t0):7.1f} ms"
-            )
+            print(f"{'serve: first scrape (builds the trackers)':<52} {1000 * (time.perf_counter() - t0):7.1f} ms")
             assert b"slawatch_month_online_ratio" in first
             await timed("serve: scrape, nothing new", scrapes, lambda: scrape(None, service, state=state))
+
+            cold = Service(db, clock=clock)  # a freshly started `slawatch serve`: no projection yet
+            t0 = time.perf_counter()
+            await scrape(None, cold, state=MetricsState())
+            print(
+                f"{'serve: first scrape after start (+ projection)':<52} {1000 * (time.perf_counter() - t0):7.1f} ms"
+            )
 
             cameras = [n.id for n in inventory.nodes() if n.kind == "camera"]
             step = iter(range(10**6))
