@@ -53,7 +53,8 @@ Alerts and storage:
 
 * ``slawatch_alert_outbox_depth`` and ``slawatch_alert_outbox_parked`` (gauges): read through an
   :data:`OutboxProbe` (an async callable returning :class:`OutboxStats`) when one is wired, 0 otherwise;
-  ``slawatch_alert_outbox_wired`` says which.
+  ``slawatch_alert_outbox_wired`` says which; ``slawatch_alert_outbox_messages{target,status}`` when the probe
+  gives the counts by target.
 * ``slawatch_database_up`` (gauge): 1 when the stored counts could be read.
 
 Process metrics (``process_*``, ``python_*``) and HTTP request metrics (``http_*``, by
@@ -138,6 +139,9 @@ class OutboxStats:
 
     depth: int = 0
     parked: int = 0
+    # messages by (target, status: pending, sent, parked), when the probe gives them (targets are configured:
+    # a bounded label)
+    by_target: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 OutboxProbe = Callable[[], Awaitable[OutboxStats]]
@@ -480,6 +484,15 @@ class SlawatchCollector(Collector):
         yield GaugeMetricFamily(
             "slawatch_alert_outbox_parked", "Alert messages parked after their retries", value=stats.parked
         )
+        if stats.by_target:
+            messages = GaugeMetricFamily(
+                "slawatch_alert_outbox_messages",
+                "Alert messages in the outbox by target and status",
+                labels=["target", "status"],
+            )
+            for (target, status), n in sorted(stats.by_target.items()):
+                messages.add_metric([target, status], n)
+            yield messages
 
     def _database(self) -> Iterator[Metric]:
         stored = self.stored

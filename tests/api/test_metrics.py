@@ -447,7 +447,7 @@ async def test_events_stored_by_another_process_reach_the_figures(tmp_path: Path
 
 async def test_alert_outbox_probe_and_http_metrics(lab: LiveApi) -> None:
     async def outbox() -> OutboxStats:
-        return OutboxStats(depth=5, parked=2)
+        return OutboxStats(depth=5, parked=2, by_target={("wecom", "pending"): 3, ("webhook", "parked"): 2})
 
     app = lab.client._transport.app  # type: ignore[attr-defined]
     app.state.alert_outbox = outbox
@@ -456,6 +456,8 @@ async def test_alert_outbox_probe_and_http_metrics(lab: LiveApi) -> None:
     assert m[key("slawatch_alert_outbox_wired")] == 1
     assert m[key("slawatch_alert_outbox_depth")] == 5
     assert m[key("slawatch_alert_outbox_parked")] == 2
+    assert m[key("slawatch_alert_outbox_messages", target="wecom", status="pending")] == 3
+    assert m[key("slawatch_alert_outbox_messages", target="webhook", status="parked")] == 2
 
     async def broken() -> OutboxStats:
         raise RuntimeError("outbox table missing")
