@@ -396,6 +396,37 @@ async def test_cpe_outage_is_offline_for_its_length_with_the_demo_polling(
 
 @pytest.mark.net
 @pytest.mark.root
+async def test_late_cycles_never_make_a_down_node_unknown(lab_factory: Callable[..., Awaitable[Lab]]) -> None:
+    """SPEC R2: cycles that run late (here every one: the loop plans every 2 s, while a suspect node is due
+    every 0.5 s and `blind_after` x 0.5 s = 1.5 s) do not make a down CPE unknown mid-outage; its channels are
+    offline for the fault's length (within one cycle and one interval), never blind."""
+    inv = network()
+    lab = await lab_factory(inv)
+    late = replace(FAST, tick_s=2.0)
+    live = await lab.start(late)
+    await wait_for(lab.all_up, 20, "every node up after start")
+    watched_from = now()
+    drop_at = lab.wire.drop(["127.60.3.1"])
+    await wait_for(lambda: _true(live.states.get("CPE-3") is NodeState.DOWN), 15, "CPE-3 down")
+    await asyncio.sleep(4 * late.tick_s)  # four late cycles with the CPE down
+    assert live.states.get("CPE-3") is NodeState.DOWN
+    heal_at = lab.wire.heal(["127.60.3.1"])
+    await wait_for(lab.all_up, 15, "CPE-3 up again")
+    watched_to = now()
+    history = await lab.service.history(await lab.service.contract(None), watched_to, inv)
+    real = (heal_at - drop_at).total_seconds()
+    for channel in inv.channels:
+        booked = seconds_by_state(list(history.transitions[channel.position]), watched_from, watched_to)
+        assert booked.get(ChannelState.UNKNOWN, 0.0) == 0.0, (channel.node, booked)
+        if inv.is_at_or_under(channel.node, "CPE-3"):
+            offline = booked.get(ChannelState.OFFLINE, 0.0)
+            assert abs(offline - real) <= late.tick_s + INTERVAL, (channel.node, offline, real)
+    incidents = await lab.incidents()
+    assert [(i["scope"], i["open"]) for i in incidents] == [("CPE-3", False)]
+
+
+@pytest.mark.net
+@pytest.mark.root
 async def test_branch_cut_merges_into_one_incident(lab_factory: Callable[..., Awaitable[Lab]]) -> None:
     inv = network()
     lab = await lab_factory(inv)
