@@ -151,9 +151,12 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class ClaimBreach:
+    """One channel offline at a day's claim hour (SPEC §5): ``stretch_start`` is when its offline stretch began."""
+
     at: datetime
     channel: str
     incident: str
+    stretch_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,12 @@ class Assessment:
     share_paid: Decimal
     base: Decimal
     amount: Decimal
+    #: Display names (inventory ``name``) of the areas and circuits reported, as (id, name) pairs.
+    names: tuple[tuple[str, str], ...] = ()
+    #: The earliest observation in the history (:func:`first_observation`), None when there is none.
+    first_observation: datetime | None = None
+    #: Active channel-seconds (µs) the monitor observed: not blind, and not before the first observation.
+    observed: int = 0
 
     @property
     def policy(self) -> Policy:
@@ -420,9 +429,49 @@ def claim_breaches(
                 continue
             if held.ack is not None and held.ack <= t:
                 continue
-            out.append(ClaimBreach(t, inventory.channels[pos].label, held.id))
+            out.append(ClaimBreach(t, inventory.channels[pos].label, held.id, since))
     out.sort(key=lambda b: (b.at, b.channel))
     return out
+
+
+# ---------------------------------------------------------------------- observation
+def first_observation(inventory: Inventory, history: History) -> datetime | None:
+    """The earliest dated channel transition that is not an active-interval boundary (commissioning or
+    decommissioning): before it, a replay takes every node up (SPEC §2) without having seen anything."""
+    first: datetime | None = None
+    for pos in history.channels:
+        node = inventory[inventory.channels[pos].node]
+        bounds = (node.commissioned, node.decommissioned)
+        for t, _ in history.transitions[pos]:
+            if t in bounds:
+                continue
+            if first is None or t < first:
+                first = t
+            break
+    return first
+
+
+def _active_us(inventory: Inventory, channels: Iterable[int], lo: datetime, hi: datetime) -> int:
+    """Active channel-seconds (µs) of ``channels`` inside ``[lo, hi)`` by their nodes' active intervals."""
+    total = 0
+    for pos in channels:
+        node = inventory[inventory.channels[pos].node]
+        a = lo if node.commissioned is None else max(lo, node.commissioned)
+        b = hi if node.decommissioned is None else min(hi, node.decommissioned)
+        if b > a:
+            total += _us(b - a)
+    return total
+
+
+def observed_us(inventory: Inventory, history: History, window: Span, total: Seconds, first: datetime | None) -> int:
+    """Channel-seconds (µs) observed inside ``window``: active, not blind, and not before ``first`` (the first
+    observation; none at all: nothing was observed). Before ``first`` no channel has a transition of its own,
+    so no time there is blind: the active time there comes off whole."""
+    if first is None:
+        return 0
+    lo, hi = window
+    before = _active_us(inventory, history.channels, lo, min(first, hi)) if first > lo else 0
+    return max(0, total.active - total.blind - before)
 
 
 # ---------------------------------------------------------------------- the month
@@ -525,6 +574,8 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
     base = monthly_base(inventory, contract, month)
     amount = (base * share).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     active_nodes = _active_nodes(inventory, month)
+    first = first_observation(inventory, history)
+    named = (*sorted(areas), *sorted(circuits))
     return Assessment(
         contract=contract,
         month=month,
@@ -541,6 +592,9 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
         share_paid=share,
         base=base,
         amount=amount,
+        names=tuple((i, inventory[i].name) for i in named if i in inventory and inventory[i].name),
+        first_observation=first,
+        observed=observed_us(inventory, history, window, total, first),
     )
 
 

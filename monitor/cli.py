@@ -328,7 +328,9 @@ ContractOption = Annotated[str | None, typer.Option(help="contract id (needed wh
 def report(
     month: Annotated[str, typer.Argument(help="YYYY-MM in the contract's time zone")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default now")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="json, csv or html")] = "json",
+    fmt: Annotated[
+        str, typer.Option("--format", help="json, csv (one text), html, zip (one CSV per table) or pdf")
+    ] = "json",
     contract: ContractOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
     issue: Annotated[
@@ -344,27 +346,45 @@ def report(
     Computing it stores nothing; the current month gives a projection. Once a version of the month is signed
     (closed), JSON shows the signed version beside a recomputation and what changed since the signature, and
     CSV/HTML show the signed version. With --issue the report is issued as a new version (as of --as-of,
-    default now) and that version is printed; a closed month needs --reason.
+    default now) and that version is printed; a closed month needs --reason. zip (one CSV per table, UTF-8 with
+    BOM) and pdf (the page to sign) are files: give -o FILE, or redirect stdout.
     """
-    if fmt not in ("json", "csv", "html"):
-        raise _fail(f"--format {fmt!r} is not json, csv or html")
+    binary = fmt in ("zip", "pdf")
+    if fmt not in ("json", "csv", "html", "zip", "pdf"):
+        raise _fail(f"--format {fmt!r} is not json, csv, html, zip or pdf")
     if not issue and (reason is not None or by is not None):
         raise _fail("--reason and --by go with --issue")
+    if binary and output is None and sys.stdout.isatty():
+        raise _fail(f"--format {fmt} writes a binary file: give -o FILE (or redirect the output)")
 
-    async def main(service: Any) -> str:
-        from monitor.report import render_body
+    async def main(service: Any) -> str | bytes:
+        from monitor.report import render_body, render_file
 
         c = await service.contract(contract)
         when = parse_time(as_of, c.policy.zone, "as_of") if as_of else None
         if not issue:
-            return str((await service.month_report(month, as_of=when, contract_id=c.id)).render(fmt))
+            result = await service.month_report(month, as_of=when, contract_id=c.id)
+            if binary:  # what is paid: the signed version once the month is closed, else the computation
+                body = result.signed.body if result.signed is not None else result.computed.body
+                return bytes(render_file(body, fmt, claim_hour=c.policy.claim_hour))  # type: ignore[arg-type]
+            return str(result.render(fmt))
         stored = await service.issue_report(month, by=by or _cli_user(), as_of=when, reason=reason, contract_id=c.id)
         typer.echo(f"issued version {stored.version} of {stored.month} (contract {c.id})", err=True)
+        if binary:
+            return bytes(render_file(stored.body, fmt, claim_hour=c.policy.claim_hour))  # type: ignore[arg-type]
         if fmt == "json":
             return f"{stored.content}\n"
         return render_body(stored.body, fmt, claim_hour=c.policy.claim_hour)  # type: ignore[arg-type]
 
-    _write(_run(main), output)
+    out = _run(main)
+    if isinstance(out, str):
+        _write(out, output)
+    elif output is None:
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(out)
+        typer.echo(f"wrote {output}", err=True)
 
 
 @report_app.command("versions")
@@ -604,6 +624,10 @@ def demo(
         f"L2 {levels[2]}, L3 {levels[3]}, faults {levels[0]}; score {a.score}, share paid {a.share_paid:.0%}, "
         f"amount {a.amount} of {a.base} CNY"
     )
+    from monitor.report import points_summary
+
+    for line in points_summary(issued.body, claim_hour=DEFAULT_POLICY.claim_hour):  # where the points went
+        typer.echo(line)
     base = f"http://{settings.api_host}:{settings.api_port}"
     secret, note = token
     typer.echo(f"admin token {DEMO_TOKEN} ({note}): {secret or 'not shown'}")

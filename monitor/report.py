@@ -11,16 +11,34 @@ for an item without a cap of its own); ``ack``, ``end`` and ``onsite_s`` are ``n
 ``version`` is ``null`` for a computation (which stores nothing) and the version's number once issued (SPEC R9);
 an issued version's stored body renders again as CSV or HTML with :func:`render_body`.
 
-CSV layout: sections separated by one blank line, each starting with its own header row:
+Display names: the areas and circuits carry the inventory's ``name`` (from the assessment; ``names=`` adds or
+overrides). Observation: ``first_observation`` (the earliest dated channel transition, not a commissioning
+boundary: before it a replay takes every node up without having seen anything), ``active_channel_seconds``,
+``observed_channel_seconds`` (active, not blind, not before the first observation) and ``observed_share``
+(observed / active; ``null`` when nothing was active). ``claim_breach_list`` itemises the 11:00 breaches:
+``at`` (the claim instant), ``channel``, ``stretch_start`` (when its offline stretch began), ``incident``.
+
+CSV (``format=csv``): one text, sections separated by one blank line, each starting with its own header row:
 
 1. incidents: :data:`INCIDENT_COLUMNS`, one row per incident that started in the month (faults included);
 2. items: ``key,title_en,title_zh,points,lost,details``;
 3. summary: ``field,value`` rows (:data:`SUMMARY_FIELDS`);
-4. areas: ``area,name,online_rate``; 5. circuits: ``circuit,online_rate``;
-6. findings: ``at,item,points,note,by,evidence``.
+4. areas: ``area,name,online_rate``; 5. circuits: ``circuit,name,online_rate``;
+6. findings: ``at,item,points,note,by,evidence``;
+7. claim breaches: :data:`BREACH_COLUMNS` (``date`` is the claim instant's local date).
 
-Empty cells are JSON ``null``; booleans are ``true``/``false``. Free-text cells that a spreadsheet would read
-as a formula (starting with ``= + - @``) get a leading apostrophe.
+Numbers are written exactly as the JSON writes them (a machine form that agrees to the last digit). Empty cells
+are JSON ``null``; booleans are ``true``/``false``. Free-text cells that a spreadsheet would read as a formula
+(starting with ``= + - @``) get a leading apostrophe.
+
+ZIP (``format=zip``, :func:`zip_from_json`): the same seven tables, one CSV file each (:data:`TABLES`:
+``incidents.csv``, ``items.csv``, ``summary.csv``, ``areas.csv``, ``circuits.csv``, ``findings.csv``,
+``claim_breaches.csv``), UTF-8 with a byte-order mark so that spreadsheet programs read the Chinese; the
+archive's file times are the report's ``generated_at``, so one body always gives the same bytes.
+
+HTML: one format per column for people (times ``YYYY-MM-DD hh:mm:ss`` local, durations ``h:mm:ss``,
+channel-seconds whole with thousands separators); every number keeps its JSON literal in ``<data value>``
+and every time its RFC 3339 form in ``<time datetime>``. The PDF (:mod:`monitor.report_pdf`) prints this page.
 """
 
 from __future__ import annotations
@@ -29,6 +47,8 @@ import csv
 import html
 import io
 import json
+import math
+import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
@@ -67,6 +87,12 @@ INCIDENT_COLUMNS: tuple[str, ...] = (
 
 ITEM_COLUMNS: tuple[str, ...] = ("key", "title_en", "title_zh", "points", "lost", "details")
 
+#: Columns of the CSV claim-breach table (one row per entry of the JSON's ``claim_breach_list``).
+BREACH_COLUMNS: tuple[str, ...] = ("date", "at", "channel", "stretch_start", "incident")
+
+#: The tables of the CSV forms, in order (file names in the zip: ``{name}.csv``).
+TABLES: tuple[str, ...] = ("incidents", "items", "summary", "areas", "circuits", "findings", "claim_breaches")
+
 #: Rows of the CSV summary section: (field, path in the JSON report).
 SUMMARY_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("contract_id", ("contract", "id")),
@@ -93,9 +119,17 @@ SUMMARY_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("share_paid", ("share_paid",)),
     ("base", ("base",)),
     ("amount", ("amount",)),
+    ("first_observation", ("first_observation",)),
+    ("active_channel_seconds", ("active_channel_seconds",)),
+    ("observed_channel_seconds", ("observed_channel_seconds",)),
+    ("observed_share", ("observed_share",)),
 )
 
+#: The text formats (:func:`render`, :func:`render_body`).
 Format = Literal["json", "csv", "html"]
+#: Every format a report is served in: the text ones, ``zip`` (one CSV per table) and ``pdf``.
+FileFormat = Literal["json", "csv", "html", "zip", "pdf"]
+FORMATS: tuple[str, ...] = ("json", "csv", "html", "zip", "pdf")
 
 
 # ---------------------------------------------------------------------- values
@@ -162,16 +196,22 @@ def report_json(
 ) -> dict[str, Any]:
     """The report as JSON values: SPEC §6's fields first, then a few extras (see the module docstring).
 
-    ``names`` optionally maps area ids to display names (the inventory is not part of the assessment).
+    Areas and circuits carry the inventory's names the assessment kept; ``names`` (id -> display name) adds
+    or overrides some.
     """
     zone = a.policy.zone
     sec = a.seconds
-    areas: list[dict[str, Any]] = []
-    for area_id, secs in a.areas:
-        area: dict[str, Any] = {"id": area_id, "online_rate": _rate(secs)}
-        if names is not None and area_id in names:
-            area["name"] = names[area_id]
-        areas.append(area)
+    known = dict(a.names)
+    if names is not None:
+        known.update(names)
+
+    def named(node_id: str, secs: Seconds) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": node_id, "online_rate": _rate(secs)}
+        if known.get(node_id):
+            out["name"] = known[node_id]
+        return out
+
+    active = sec.active
     return {
         "month": a.month.key,
         "policy": {"name": a.policy.name, "hash": a.policy.hash, "timezone": a.policy.timezone},
@@ -197,7 +237,7 @@ def report_json(
             }
             for i in a.items
         ],
-        "areas": areas,
+        "areas": [named(area_id, secs) for area_id, secs in a.areas],
         "score": _num(a.score),
         "share_paid": float(a.share_paid),
         "base": _cents(a.base),
@@ -207,10 +247,20 @@ def report_json(
         "projection": a.projection,
         "base_rule": "tariff" if isinstance(a.policy.base, str) else "fixed",
         "offline_channel_seconds": _channel_seconds(sec.offline),
-        "circuits": [{"id": cid, "online_rate": _rate(secs)} for cid, secs in a.circuits],
+        "circuits": [named(cid, secs) for cid, secs in a.circuits],
         "claim_breach_list": [
-            {"at": _time(b.at, zone), "channel": b.channel, "incident": b.incident} for b in a.claim_breaches
+            {
+                "at": _time(b.at, zone),
+                "channel": b.channel,
+                "stretch_start": _time(b.stretch_start, zone),
+                "incident": b.incident,
+            }
+            for b in a.claim_breaches
         ],
+        "first_observation": _time(a.first_observation, zone),
+        "active_channel_seconds": _channel_seconds(active),
+        "observed_channel_seconds": _channel_seconds(a.observed),
+        "observed_share": float(Fraction(a.observed, active)) if active else None,
         "findings": [
             {
                 "at": _time(f.at, zone),
@@ -252,38 +302,37 @@ def _dig(data: Mapping[str, Any], path: Sequence[str]) -> Any:
     return value
 
 
-def csv_from_json(data: Mapping[str, Any]) -> str:
-    """The CSV form of a :func:`report_json` dict (layout in the module docstring)."""
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(INCIDENT_COLUMNS)
-    for inc in data["incidents"]:
-        row = {k: v for k, v in inc.items() if k != "deductions"}
-        for k, v in inc["deductions"].items():
-            row[f"deduction_{k}"] = v
-        w.writerow([_cell(row.get(col)) for col in INCIDENT_COLUMNS])
-    w.writerow([])
-    w.writerow(ITEM_COLUMNS)
-    for item in data["items"]:
-        w.writerow([_text_cell(item[c]) if c == "details" else _cell(item[c]) for c in ITEM_COLUMNS])
-    w.writerow([])
-    w.writerow(["field", "value"])
-    free_text = {"contract_name", "customer", "policy_name"}
-    for name, path in SUMMARY_FIELDS:
-        value = _dig(data, path)
-        w.writerow([name, _text_cell(value) if name in free_text else _cell(value)])
-    w.writerow([])
-    w.writerow(["area", "name", "online_rate"])
-    for area in data["areas"]:
-        w.writerow([area["id"], _text_cell(area.get("name")), _cell(area["online_rate"])])
-    w.writerow([])
-    w.writerow(["circuit", "online_rate"])
-    for circuit in data["circuits"]:
-        w.writerow([circuit["id"], _cell(circuit["online_rate"])])
-    w.writerow([])
-    w.writerow(["at", "item", "points", "note", "by", "evidence"])
-    for f in data["findings"]:
-        w.writerow(
+def _rows(data: Mapping[str, Any], table: str) -> list[list[str]]:
+    """One table of the CSV forms: its header row, then its rows (cells as :func:`_cell` writes them)."""
+    if table == "incidents":
+        out = [list(INCIDENT_COLUMNS)]
+        for inc in data["incidents"]:
+            row = {k: v for k, v in inc.items() if k != "deductions"}
+            for k, v in inc["deductions"].items():
+                row[f"deduction_{k}"] = v
+            out.append([_cell(row.get(col)) for col in INCIDENT_COLUMNS])
+        return out
+    if table == "items":
+        return [list(ITEM_COLUMNS)] + [
+            [_text_cell(item[c]) if c == "details" else _cell(item[c]) for c in ITEM_COLUMNS] for item in data["items"]
+        ]
+    if table == "summary":
+        free_text = {"contract_name", "customer", "policy_name"}
+        out = [["field", "value"]]
+        for name, path in SUMMARY_FIELDS:
+            value = _dig(data, path) if path[0] in data else None
+            out.append([name, _text_cell(value) if name in free_text else _cell(value)])
+        return out
+    if table == "areas":
+        return [["area", "name", "online_rate"]] + [
+            [a["id"], _text_cell(a.get("name")), _cell(a["online_rate"])] for a in data["areas"]
+        ]
+    if table == "circuits":
+        return [["circuit", "name", "online_rate"]] + [
+            [c["id"], _text_cell(c.get("name")), _cell(c["online_rate"])] for c in data["circuits"]
+        ]
+    if table == "findings":
+        return [["at", "item", "points", "note", "by", "evidence"]] + [
             [
                 f["at"],
                 f["item"],
@@ -292,8 +341,44 @@ def csv_from_json(data: Mapping[str, Any]) -> str:
                 _text_cell(f["by"]),
                 _text_cell(f["evidence"]),
             ]
-        )
+            for f in data["findings"]
+        ]
+    if table == "claim_breaches":
+        return [list(BREACH_COLUMNS)] + [
+            [b["at"][:10], b["at"], b["channel"], _cell(b.get("stretch_start")), b["incident"]]
+            for b in data.get("claim_breach_list", [])
+        ]
+    raise ValueError(f"unknown report table {table!r}")
+
+
+def _csv_text(rows: Sequence[Sequence[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
     return out.getvalue()
+
+
+def csv_tables(data: Mapping[str, Any]) -> dict[str, str]:
+    """Each table of a :func:`report_json` dict as its own CSV text (:data:`TABLES` order)."""
+    return {table: _csv_text(_rows(data, table)) for table in TABLES}
+
+
+def csv_from_json(data: Mapping[str, Any]) -> str:
+    """The CSV form of a :func:`report_json` dict: every table in one text (layout in the module docstring)."""
+    return "\r\n".join(csv_tables(data).values())
+
+
+def zip_from_json(data: Mapping[str, Any]) -> bytes:
+    """One CSV per table (UTF-8 with BOM) in a zip; the same body always gives the same bytes."""
+    stamp = datetime.fromisoformat(data["generated_at"]).timetuple()[:6]
+    when = (max(1980, stamp[0]), *stamp[1:])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for table, text in csv_tables(data).items():
+            info = zipfile.ZipInfo(f"{table}.csv", date_time=when)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, text.encode("utf-8-sig"))
+    return buf.getvalue()
 
 
 def report_csv(
@@ -301,6 +386,38 @@ def report_csv(
 ) -> str:
     """The report as one CSV text: incidents, items, summary, areas, circuits, findings (see module doc)."""
     return csv_from_json(report_json(a, version=version, generated_at=generated_at, names=names))
+
+
+# ---------------------------------------------------------------------- text
+def _points(value: int | float) -> str:
+    return _json_literal(value).removesuffix(".0")
+
+
+def points_summary(data: Mapping[str, Any], *, claim_hour: int = 11) -> list[str]:
+    """Where the points went, one line per item that lost any, for a terminal (the demo's summary)::
+
+        points lost: 32.5 (score 67.5)
+          4e −30 (all 30): 273 breaches of the 11:00 rule; 1 finding (0.5)
+    """
+    lost = sum(i["lost"] for i in data["items"])
+    lines = [f"points lost: {_points(lost)} (score {_points(data['score'])})"]
+    for item in data["items"]:
+        if not item["lost"]:
+            continue
+        why = str(item["details"])
+        if item["key"] == "4e":
+            findings = [f for f in data.get("findings", []) if f["item"] == "4e"]
+            parts = []
+            if data["claim_breaches"]:
+                parts.append(f"{data['claim_breaches']} breaches of the {claim_hour}:00 rule")
+            if findings:
+                found = _points(sum(f["points"] for f in findings))
+                parts.append(f"{len(findings)} finding{'' if len(findings) == 1 else 's'} ({found})")
+            why = "; ".join(parts) or why
+        capped = item["points"] is not None and item["lost"] >= item["points"]
+        cap = f" (all {_points(item['points'])})" if capped else ""
+        lines.append(f"  {item['key']} −{_points(item['lost'])}{cap}: {why}")
+    return lines
 
 
 # ---------------------------------------------------------------------- HTML
@@ -328,22 +445,28 @@ th { background: #eee; font-weight: 600; }
 td.n, th.n { text-align: right; }
 td.n { white-space: nowrap; }
 table.meta th { width: 32%; }
-table.incidents { font-size: 7pt; }
-table.incidents td.id { word-break: break-all; }
+table.incidents, table.breaches { font-size: 7pt; }
+td.id, span.id { white-space: nowrap; word-break: keep-all; overflow-wrap: normal; }
+td.id .local { display: block; color: #333; }
+table.breaches td, table.breaches th { padding: 0.4mm 1.5mm; }
+td.t { white-space: nowrap; }
 .zh { color: #333; }
 .hash { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 8pt; word-break: break-all; }
 .projection { border: 2px solid #b00; padding: 2mm 3mm; margin: 3mm 0; font-weight: 600; }
 .summary { display: flex; flex-wrap: wrap; border: 2px solid #000; margin: 3mm 0; }
-.summary > div { flex: 1 1 18%; padding: 2mm 3mm; border-right: 1px solid #999; }
+.summary > div { flex: 1 1 0; padding: 2mm 3mm; border-right: 1px solid #999; }
 .summary > div:last-child { border-right: none; }
 .summary .label { font-size: 8pt; }
-.summary .value { font-size: 14pt; font-weight: 700; white-space: nowrap; }
+.summary .value { font-size: 13pt; font-weight: 700; white-space: nowrap; }
 .signatures { display: flex; gap: 8mm; margin-top: 8mm; page-break-inside: avoid; break-inside: avoid; }
 .party { flex: 1; border: 1px solid #000; padding: 3mm; }
 .party p { margin: 0 0 5mm 0; }
 .line { display: inline-block; min-width: 45mm; border-bottom: 1px solid #000; }
 .stamp { height: 30mm; border: 1px dashed #999; margin-bottom: 4mm; }
 .muted { color: #555; font-size: 8pt; }
+@page wide { size: A4 landscape; margin: 12mm 12mm 14mm 12mm; }
+body { page: main; }
+section.wide { page: wide; }
 @media print {
   body { max-width: none; }
   thead { display: table-header-group; }
@@ -377,8 +500,8 @@ def _show_number(value: int | float) -> str:
 
 
 def _show_count(value: int | float) -> str:
-    """Channel-seconds for people: thousands separated."""
-    return f"{value:,}"
+    """Channel-seconds for people: whole, thousands separated (the exact value stays in ``<data value>``)."""
+    return f"{math.floor(value + 0.5):,}"
 
 
 def _show_money(value: float) -> str:
@@ -399,19 +522,45 @@ def _show_time(text: str | None) -> str:
     if text is None:
         return ""
     t = datetime.fromisoformat(text)
-    shown = t.strftime("%Y-%m-%d %H:%M:%S" if t.second or t.microsecond else "%Y-%m-%d %H:%M")
-    return f'<time datetime="{_e(text)}">{_e(shown)}</time>'
+    return f'<time datetime="{_e(text)}">{_e(t.strftime("%Y-%m-%d %H:%M:%S"))}</time>'
+
+
+def _show_date(text: str) -> str:
+    """The local date of a time (the RFC 3339 form stays in ``<time datetime>``)."""
+    return f'<time datetime="{_e(text)}">{_e(text[:10])}</time>'
 
 
 def _show_duration(seconds: int | float | None) -> str:
-    """``h:mm`` (``h:mm:ss`` when not a whole minute)."""
+    """``h:mm:ss`` always (one format per column), whole seconds shown; the exact value in ``<data value>``."""
     if seconds is None:
         return ""
-    total = int(seconds)
-    h, rest = divmod(total, 3600)
+    h, rest = divmod(int(seconds), 3600)
     m, s = divmod(rest, 60)
-    shown = f"{h}:{m:02d}" if s == 0 and total == seconds else f"{h}:{m:02d}:{s:02d}"
-    return f'<data value="{_e(_json_literal(seconds))}">{_e(shown)}</data>'
+    return f'<data value="{_e(_json_literal(seconds))}">{h}:{m:02d}:{s:02d}</data>'
+
+
+def _observed(data: Mapping[str, Any]) -> str:
+    """The observed share of the active channel-seconds and the first observation (older bodies: ``—``)."""
+    share = data.get("observed_share")
+    first = data.get("first_observation")
+    if share is None and first is None:
+        return "—"
+    parts = []
+    if share is not None:
+        parts.append(
+            _data(share, _show_percent(share, 2))
+            + " "
+            + _bi(
+                "of the active channel-seconds (not blind, after the first observation)",
+                "的在用点位秒(非未监测,首次监测之后)",
+            )
+        )
+    parts.append(
+        _bi("first observation", "首次监测")
+        + ": "
+        + (_show_time(first) if first else _bi("none", "无"))
+    )
+    return "<br>".join(parts)
 
 
 def _show_version(version: int | None) -> str:
@@ -464,11 +613,10 @@ def _incident_html(inc: Mapping[str, Any]) -> str:
     restore = f"{_yes_no(inc['restore_met'])} (≤ {_show_duration(inc['restore_limit_s'])})"
     return _row(
         [
-            _e(inc["id"]),
+            f'{_e(inc["id"])}<span class="local">{_show_time(inc["start"])}</span>',
             _bi(en, zh, "<br>"),
             _e(inc["scope"]),
             _data(inc["peak_channels"], str(inc["peak_channels"])),
-            _show_time(inc["start"]),
             _show_time(inc["ack"]) or "—",
             end,
             _show_duration(inc["response_s"]),
@@ -477,8 +625,8 @@ def _incident_html(inc: Mapping[str, Any]) -> str:
             excluded,
             deductions,
         ],
-        numeric=(3, 7, 8, 11),
-        classes={0: "id"},
+        numeric=(3, 6, 7, 10),
+        classes={0: "id", 4: "t", 5: "t"},
     )
 
 
@@ -528,6 +676,7 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
         (_bi("Time zone", "时区"), _e(policy["timezone"])),
         (_bi("Monthly base", "月度基数"), base_rule),
         (_bi("As of", "评估截至"), _show_time(data["as_of"])),
+        (_bi("Observed", "监测覆盖"), _observed(data)),
         (_bi("Report version", "报告版本"), _show_version(data["version"])),
         (_bi("Generated", "生成时间"), _show_time(data["generated_at"])),
     ]
@@ -569,7 +718,15 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
         (_bi("Excluded", "不列入考核"), data["excluded_channel_seconds"]),
         (_bi("Blind (not observed)", "未监测"), data["blind_channel_seconds"]),
     ]
-    add('<p class="muted">' + "; ".join(f"{label}: {_data(v, _show_count(v))}" for label, v in cs) + "</p>")
+    if data.get("observed_channel_seconds") is not None:
+        cs.append((_bi("Observed", "已监测"), data["observed_channel_seconds"]))
+    add(
+        '<p class="muted">'
+        + "; ".join(f"{label}: {_data(v, _show_count(v))}" for label, v in cs)
+        + " "
+        + _bi("(channel-seconds)", "(点位秒)")
+        + "</p>"
+    )
 
     # items
     add(f"<h2>{_bi('Assessment items', '考核项目')}</h2>")
@@ -611,6 +768,7 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
     graded = [i for i in data["incidents"] if i["level"] in (1, 2, 3)]
     faults = [i for i in data["incidents"] if i["level"] not in (1, 2, 3)]
     listed = graded + faults if len(faults) <= FAULTS_LISTED else graded
+    add('<section class="wide">')  # printed on landscape pages: every column of an incident on one line
     add(f"<h2>{_bi('Incidents', '事件')} ({len(graded)} + {len(faults)} {_bi('faults', '单点故障')})</h2>")
     if len(listed) < len(data["incidents"]):
         add(
@@ -627,11 +785,10 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
         add(
             _head(
                 [
-                    _bi("Incident", "事件编号"),
+                    _bi("Incident, start (local)", "事件编号、开始时间", "<br>"),
                     _bi("Level", "级别"),
                     _bi("Scope", "范围"),
                     _bi("Peak", "最多掉线路数"),
-                    _bi("Start", "开始"),
                     _bi("Ack", "响应确认"),
                     _bi("End", "恢复"),
                     _bi("Response", "响应时长"),
@@ -640,7 +797,7 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
                     _bi("Excluded", "不列入考核"),
                     _bi("Deductions resp./rec./unexpl.", "扣分 响应/恢复/未说明"),
                 ],
-                numeric=(3, 7, 8, 11),
+                numeric=(3, 6, 7, 10),
             )
         )
         add("<tbody>")
@@ -651,14 +808,17 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
             '<p class="muted">'
             + _bi(
                 "Response and recovery run from the clock start (the start, or the end of planned work), "
-                "in h:mm; open incidents are measured to the as-of time.",
-                "响应、恢复时长自计时起点(事件开始或计划检修结束)起算,格式 时:分;"
-                "未恢复事件计至评估截至时间。",
+                "in h:mm:ss; open incidents are measured to the as-of time. An incident id carries its start "
+                f"in UTC (…Z); every time shown is local ({policy['timezone']}).",
+                "响应、恢复时长自计时起点(事件开始或计划检修结束)起算,格式 时:分:秒;"
+                "未恢复事件计至评估截至时间。事件编号中的开始时间为 UTC(…Z);"
+                f"表中其余时间均为本地时间({policy['timezone']})。",
             )
             + "</p>"
         )
     else:
         add(f"<p>{_bi('No incident started in the month.', '本月无事件。')}</p>")
+    add("</section>")
 
     # areas
     add(f"<h2>{_bi('Online rate by area', '各乡镇在线率')}</h2>")
@@ -679,6 +839,47 @@ def html_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> str:
         + _bi("(counted under item 4e)", "(计入巡检项 4e)")
         + "</p>"
     )
+    breaches = data.get("claim_breach_list") or []
+    if breaches:
+        add(
+            '<p class="muted">'
+            + _bi(
+                f"Each channel offline at {claim_hour}:00 whose offline stretch had begun at least the grace "
+                "period before, not acknowledged by then and not excluded or under maintenance.",
+                f"每日{claim_hour}:00 仍离线、离线已超过宽限时间、此前未响应确认且不属于免责或计划检修的点位。",
+            )
+            + "</p>"
+        )
+        add('<table class="breaches">')
+        add(
+            _head(
+                [
+                    "#",
+                    _bi("Date", "日期"),
+                    _bi("Channel", "点位"),
+                    _bi("Offline since", "离线开始"),
+                    _bi("Incident", "事件编号"),
+                ],
+                numeric=(0,),
+            )
+        )
+        add("<tbody>")
+        for n, b in enumerate(breaches, 1):
+            since = b.get("stretch_start")
+            add(
+                _row(
+                    [
+                        str(n),
+                        _show_date(b["at"]),
+                        _e(b["channel"]),
+                        _show_time(since) if since else "—",
+                        _e(b["incident"]),
+                    ],
+                    numeric=(0,),
+                    classes={1: "t", 3: "t", 4: "id"},
+                )
+            )
+        add("</tbody></table>")
     add(f"<h2>{_bi('Findings', '检查发现')} ({len(data['findings'])})</h2>")
     if data["findings"]:
         add("<table>")
@@ -785,3 +986,37 @@ def render_body(data: Mapping[str, Any], fmt: Format, *, claim_hour: int = 11) -
     if fmt == "html":
         return html_from_json(data, claim_hour=claim_hour)
     raise ValueError(f"unknown report format {fmt!r} (json, csv or html)")
+
+
+def render_file(data: Mapping[str, Any], fmt: FileFormat, *, claim_hour: int = 11) -> bytes:
+    """A report body as :func:`report_json` made it in any of :data:`FORMATS`, as the bytes of a file:
+    ``json``, ``csv``, ``html`` (UTF-8, as :func:`render_body` writes them), ``zip`` (one CSV
+    per table, UTF-8 with BOM) or ``pdf`` (:func:`monitor.report_pdf.pdf_from_json`; needs WeasyPrint)."""
+    if fmt == "zip":
+        return zip_from_json(data)
+    if fmt == "pdf":
+        from monitor.report_pdf import pdf_from_json
+
+        return pdf_from_json(data, claim_hour=claim_hour)
+    if fmt in ("json", "csv", "html"):
+        return render_body(data, fmt, claim_hour=claim_hour).encode("utf-8")
+    raise ValueError(f"unknown report format {fmt!r} ({', '.join(FORMATS)})")
+
+
+#: Media types of the formats (HTTP ``Content-Type``).
+MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "zip": "application/zip",
+    "pdf": "application/pdf",
+}
+
+
+def file_name(data: Mapping[str, Any], fmt: str) -> str:
+    """A file name for a report body: ``slawatch-{contract}-{month}[-v{version}].{fmt}`` (ASCII)."""
+    contract = data.get("contract", {}).get("id") or "report"
+    version = data.get("version")
+    suffix = "" if version is None else f"-v{version}"
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in str(contract))
+    return f"slawatch-{safe}-{data['month']}{suffix}.{fmt}"

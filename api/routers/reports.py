@@ -8,6 +8,10 @@
                                                                   or CSV / HTML rendered from it (any token)
     POST /reports/monthly/{month}/versions/{n}/sign               sign it: the month is closed (assessor, admin)
 
+``format``: ``json`` (default), ``csv`` (every table in one text, as before), ``html`` (the printable bilingual
+page), ``zip`` (one CSV per table, UTF-8 with BOM, for spreadsheets) or ``pdf`` (the page to sign; 503 where
+WeasyPrint is not installed); ``zip`` and ``pdf`` come as attachments with a file name.
+
 and the same under ``/contracts/{contract_id}/...``. A computation runs off the event loop and stops when the
 client disconnects (499, nothing sent). Refusals: 404 no such version; 409 a closed month without a ``reason``,
 or a signature the month's state does not allow; 422 bad input; each names its ``field``.
@@ -29,17 +33,13 @@ from monitor.assessment import Month
 from monitor.contracts import Contract
 from monitor.errors import InputError
 from monitor.events import parse_time
-from monitor.report import render_body
+from monitor.report import MEDIA_TYPES, file_name, render_body, render_file
+from monitor.report_pdf import PdfUnavailable
 from monitor.report_versions import REASON_MAX_BYTES, ReportCancelled, ReportStateError, StoredReport, version_json
 from monitor.service import Service
 
 router = APIRouter(tags=["reports"])
 
-MEDIA_TYPES = {
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-}
 #: The client closed the connection before the report was computed (nginx's code; nobody receives it).
 CLIENT_GONE = 499
 
@@ -47,7 +47,12 @@ AsOf = Annotated[
     str | None,
     Query(description="RFC 3339 time the report is made as of (default now); no offset: the contract's zone"),
 ]
-FormatQuery = Annotated[Literal["json", "csv", "html"], Query(alias="format", description="json, csv or html")]
+FormatQuery = Annotated[
+    Literal["json", "csv", "html", "zip", "pdf"],
+    Query(alias="format", description="json, csv (one text), html, zip (one CSV per table) or pdf"),
+]
+#: Formats served as files (binary, with a Content-Disposition naming them).
+FILE_FORMATS = ("zip", "pdf")
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number (1, 2, ...)")]
 Issuer = Annotated[Caller, Depends(require("assessor"))]
 
@@ -55,7 +60,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The report (JSON per SPEC §6, or CSV, or HTML); for a closed month (JSON) "
         '{"closed": true, "signed_version", "signed", "recomputed", "changes_since_signature"}',
-        "content": {"text/csv": {}, "text/html": {}},
+        "content": {"text/csv": {}, "text/html": {}, "application/zip": {}, "application/pdf": {}},
     }
 }
 
@@ -105,8 +110,21 @@ async def _report(
         await _still_there(request)
     except ReportCancelled:
         return Response(status_code=CLIENT_GONE)
+    if fmt in FILE_FORMATS:  # what is paid: the signed version once the month is closed, else the computation
+        body = result.signed.body if result.signed is not None else result.computed.body
+        return await _file(body, fmt, contract.policy.claim_hour)
     text = await asyncio.to_thread(result.text) if fmt == "json" else await asyncio.to_thread(result.render, fmt)
     return Response(text, media_type=MEDIA_TYPES[fmt])
+
+
+async def _file(body: dict[str, Any], fmt: str, claim_hour: int) -> Response:
+    """A report body as a zip or PDF attachment; 503 when no PDF can be rendered on this machine."""
+    try:
+        content = await asyncio.to_thread(render_file, body, fmt, claim_hour=claim_hour)  # type: ignore[arg-type]
+    except PdfUnavailable as exc:
+        raise ApiError(503, str(exc), field="format") from None
+    disposition = f'attachment; filename="{file_name(body, fmt)}"'
+    return Response(content, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition})
 
 
 async def _still_there(request: Request) -> None:
@@ -166,6 +184,8 @@ async def _version(service: Service, contract: Contract, month: str, version: in
         raise _refused(exc) from None
     if fmt == "json":
         return Response(stored.content, media_type=MEDIA_TYPES["json"])
+    if fmt in FILE_FORMATS:
+        return await _file(stored.body, fmt, contract.policy.claim_hour)
     text = await asyncio.to_thread(render_body, stored.body, fmt, claim_hour=contract.policy.claim_hour)  # type: ignore[arg-type]
     return Response(text, media_type=MEDIA_TYPES[fmt])
 
@@ -217,7 +237,7 @@ async def list_versions(service: ServiceDep, contract: SoleContract, month: str)
 async def get_version(
     service: ServiceDep, contract: SoleContract, month: str, version: VersionPath, fmt: FormatQuery = "json"
 ) -> Response:
-    """JSON: byte for byte as issued. CSV and HTML are rendered from that JSON."""
+    """JSON: byte for byte as issued. CSV, HTML, zip and PDF are rendered from that JSON."""
     return await _version(service, contract, month, version, fmt)
 
 

@@ -127,8 +127,8 @@ def test_bad_events_name_line_and_field_and_store_nothing(env: Path) -> None:
 def test_bad_month_and_format(env: Path) -> None:
     code, _, err = run("report", "2026-13")
     assert code == 2 and "month '2026-13' is not YYYY-MM" in err
-    code, _, err = run("report", "2026-10", "--format", "pdf")
-    assert code == 2 and "--format 'pdf' is not json, csv or html" in err
+    code, _, err = run("report", "2026-10", "--format", "xlsx")
+    assert code == 2 and "--format 'xlsx' is not json, csv, html, zip or pdf" in err
 
 
 def test_evidence_is_kept_by_content_hash(env: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,7 +22,20 @@ from monitor.engine import Engine
 from monitor.events import parse_event
 from monitor.inventory_io import load_inventory
 from monitor.policy import DEFAULT_POLICY, Policy
-from monitor.report import INCIDENT_COLUMNS, render, report_csv, report_html, report_json
+from monitor.report import (
+    BREACH_COLUMNS,
+    INCIDENT_COLUMNS,
+    TABLES,
+    csv_tables,
+    html_from_json,
+    points_summary,
+    render,
+    render_file,
+    report_csv,
+    report_html,
+    report_json,
+    zip_from_json,
+)
 
 INVENTORY = Path(__file__).resolve().parents[1] / "data" / "inventory" / "small.csv"
 GENERATED = datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
@@ -167,8 +182,10 @@ def test_json_has_every_spec_field_with_its_type(data: dict[str, Any]) -> None:
         "name": "Whole network",
         "customer": "County Public Security Bureau <县公安局>",
     }
-    assert data["areas"] == [{"id": "T01", "online_rate": data["online_rate"]}]
+    # the inventory's names, kept by the assessment: every report built anywhere shows them
+    assert data["areas"] == [{"id": "T01", "online_rate": data["online_rate"], "name": "Chengguan 城关镇"}]
     assert [c["id"] for c in data["circuits"]] == ["CPE-0001", "CPE-0002", "CPE-0003"]
+    assert [c["name"] for c in data["circuits"]] == ["Dongjia Cun 8M", "Xiwan Cun 20M", "Nanpo Cun 10M"]
 
 
 def test_json_incidents(data: dict[str, Any]) -> None:
@@ -237,11 +254,12 @@ def test_amount_and_base_round_half_up_to_the_cent() -> None:
 
 
 def test_areas_take_optional_names(assessment: Assessment) -> None:
-    data = report_json(assessment, version=1, generated_at=GENERATED, names={"T01": "Chengguan 城关镇"})
-    assert data["areas"][0]["name"] == "Chengguan 城关镇"
-    assert "Chengguan 城关镇" in report_html(
-        assessment, version=1, generated_at=GENERATED, names={"T01": "Chengguan 城关镇"}
-    )
+    data = report_json(assessment, version=1, generated_at=GENERATED, names={"T01": "Town 1 一镇"})
+    assert data["areas"][0]["name"] == "Town 1 一镇"  # names= overrides the inventory's
+    assert data["circuits"][0]["name"] == "Dongjia Cun 8M"
+    assert "Town 1 一镇" in report_html(assessment, version=1, generated_at=GENERATED, names={"T01": "Town 1 一镇"})
+    page = report_html(assessment, version=1, generated_at=GENERATED)
+    assert "<td>T01 Chengguan 城关镇</td>" in page
 
 
 def test_naive_generated_at_is_refused(assessment: Assessment) -> None:
@@ -253,7 +271,8 @@ def test_naive_generated_at_is_refused(assessment: Assessment) -> None:
 def test_csv_sections_parse_back_and_agree(assessment: Assessment, data: dict[str, Any]) -> None:
     text = report_csv(assessment, version=3, generated_at=GENERATED)
     assert render(assessment, "csv", version=3, generated_at=GENERATED) == text
-    incidents, items, summary, areas, circuits, findings = csv_sections(text)
+    incidents, items, summary, areas, circuits, findings, breaches = csv_sections(text)
+    assert breaches == [list(BREACH_COLUMNS)]  # no breach in this month
 
     assert tuple(incidents[0]) == INCIDENT_COLUMNS
     rows = [dict(zip(incidents[0], r, strict=True)) for r in incidents[1:]]
@@ -287,8 +306,13 @@ def test_csv_sections_parse_back_and_agree(assessment: Assessment, data: dict[st
     assert fields["as_of"] == data["as_of"]
     assert fields["projection"] == "false"
 
-    assert areas == [["area", "name", "online_rate"], ["T01", "", json.dumps(data["online_rate"])]]
-    assert [r[0] for r in circuits[1:]] == ["CPE-0001", "CPE-0002", "CPE-0003"]
+    assert areas == [["area", "name", "online_rate"], ["T01", "Chengguan 城关镇", json.dumps(data["online_rate"])]]
+    assert circuits[0] == ["circuit", "name", "online_rate"]
+    assert [r[:2] for r in circuits[1:]] == [
+        ["CPE-0001", "Dongjia Cun 8M"],
+        ["CPE-0002", "Xiwan Cun 20M"],
+        ["CPE-0003", "Nanpo Cun 10M"],
+    ]
     assert findings[0] == ["at", "item", "points", "note", "by", "evidence"]
     assert findings[1][3] == data["findings"][0]["note"]
 
@@ -304,7 +328,8 @@ def test_csv_defuses_formulas_in_free_text() -> None:
         }
     ]
     text = report_csv(build(events=events), version=1, generated_at=GENERATED)
-    findings = csv_sections(text)[-1]
+    findings = csv_sections(text)[5]
+    assert findings[0][0] == "at"
     assert findings[1][3] == "'=HYPERLINK(1)"
 
 
@@ -361,7 +386,7 @@ def test_html_agrees_is_bilingual_and_printable(assessment: Assessment, data: di
     assert '<data value="0.9">90%</data>' in page
     assert data["policy"]["hash"] in page
     assert 'datetime="2026-10-03T08:00:00+08:00"' in page
-    assert '<data value="43200">12:00</data>' in page  # recovery as h:mm
+    assert '<data value="43200">12:00:00</data>' in page  # recovery as h:mm:ss
     assert "未恢复" in page  # the open incident
     assert "Projection" not in page
     # every interpolated value escaped
@@ -385,3 +410,202 @@ def test_current_month_is_a_projection() -> None:
     assert 'class="projection"' in page and "Projection" in page and "预估" in page
     fields = dict(csv_sections(report_csv(a, version=1, generated_at=GENERATED))[2][1:])
     assert fields["projection"] == "true"
+
+
+# ---------------------------------------------------------------------- what the assessor found
+#: 3 channels behind CPE-0002 offline over the 10th's and the 11th's 11:00 (6 breaches), CAM-0003-1 offline from
+#: 10:30 on the 20th (inside the grace at 11:00) over the 21st's 11:00 (1 breach); nothing observed before the
+#: 10th, 09:00:00.5 (a fractional second: channel-seconds are not whole).
+BREACH_EVENTS: list[dict[str, Any]] = [
+    {"type": "state", "at": "2026-10-10T09:00:00.5+08:00", "node": "CPE-0002", "state": "down"},
+    {"type": "state", "at": "2026-10-12T10:00:00+08:00", "node": "CPE-0002", "state": "up"},
+    {"type": "state", "at": "2026-10-20T10:30:00+08:00", "node": "CAM-0003-1", "state": "down"},
+    {"type": "state", "at": "2026-10-21T12:00:00+08:00", "node": "CAM-0003-1", "state": "up"},
+]
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def breached() -> dict[str, Any]:
+    return report_json(build(events=BREACH_EVENTS), version=4, generated_at=GENERATED)
+
+
+class _Tables(HTMLParser):
+    """The rows of every ``<table class=...>`` of a page: per cell its text, and the ``datetime`` of its first
+    ``<time>`` (or the ``value`` of its first ``<data>``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[tuple[str, str | None]]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._attr: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("class") or ""
+            self.tables.setdefault(self._table, [])
+        elif tag == "tr" and self._table is not None:
+            self.tables[self._table].append([])
+        elif tag == "td" and self._table is not None:
+            self._cell, self._attr = [], None
+        elif tag in ("time", "data") and self._cell is not None and self._attr is None:
+            self._attr = a.get("datetime") if tag == "time" else a.get("value")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = None
+        elif tag == "td" and self._cell is not None and self._table is not None:
+            self.tables[self._table][-1].append(("".join(self._cell), self._attr))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(page: str) -> dict[str, list[list[tuple[str, str | None]]]]:
+    parser = _Tables()
+    parser.feed(page)
+    parser.close()
+    return {k: [r for r in rows if r] for k, rows in parser.tables.items()}
+
+
+def test_claim_breaches_are_itemised_in_json_csv_and_html(breached: dict[str, Any]) -> None:
+    listed = breached["claim_breach_list"]
+    assert breached["claim_breaches"] == len(listed) == 7
+    assert listed[0] == {
+        "at": "2026-10-10T11:00:00+08:00",
+        "channel": "CAM-0002-1",
+        "stretch_start": "2026-10-10T09:00:00.500000+08:00",
+        "incident": "CPE-0002@2026-10-10T01:00:00Z",
+    }
+    assert [b["at"][:10] for b in listed] == ["2026-10-10"] * 3 + ["2026-10-11"] * 3 + ["2026-10-21"]
+    assert listed[-1]["channel"] == "CAM-0003-1" and listed[-1]["stretch_start"] == "2026-10-20T10:30:00+08:00"
+    items = {i["key"]: i for i in breached["items"]}
+    assert items["4e"]["lost"] == 14
+
+    # CSV: its own section (the last), row for row the JSON's list
+    section = csv_sections(csv_tables(breached)["claim_breaches"])[0]
+    assert section[0] == list(BREACH_COLUMNS)
+    assert [dict(zip(BREACH_COLUMNS, r, strict=True)) for r in section[1:]] == [
+        {"date": b["at"][:10], **b} for b in listed
+    ]
+    assert csv_sections(report_csv(build(events=BREACH_EVENTS), version=4, generated_at=GENERATED))[6] == section
+
+    # HTML: a table of them, row for row the JSON's list (times as <time datetime>, shown local)
+    page = html_from_json(breached)
+    rows = html_tables(page)["breaches"]
+    assert [(r[1][1], r[2][0], r[3][1], r[4][0]) for r in rows] == [
+        (b["at"], b["channel"], b["stretch_start"], b["incident"]) for b in listed
+    ]
+    assert [r[0][0] for r in rows] == [str(n) for n in range(1, 8)]
+    assert rows[0][1][0] == "2026-10-10" and rows[0][3][0] == "2026-10-10 09:00:00"
+
+
+def test_observed_share_and_first_observation(breached: dict[str, Any]) -> None:
+    active = 14 * 31 * DAY
+    before = 14 * (9 * DAY + 9 * 3600 + 0.5)  # nothing observed before the 10th, 09:00:00.5
+    assert breached["first_observation"] == "2026-10-10T09:00:00.500000+08:00"
+    assert breached["active_channel_seconds"] == active
+    assert breached["blind_channel_seconds"] == 0
+    assert breached["observed_channel_seconds"] == active - before
+    assert breached["observed_share"] == pytest.approx((active - before) / active, abs=1e-15)
+    page = html_from_json(breached)
+    share = breached["observed_share"]
+    assert f'<data value="{share!r}">{share * 100:.2f}%</data>' in page
+    assert 'first observation</span>' not in page or "首次监测" in page
+    assert '<time datetime="2026-10-10T09:00:00.500000+08:00">2026-10-10 09:00:00</time>' in page
+    fields = dict(csv_sections(csv_tables(breached)["summary"])[0][1:])
+    assert fields["first_observation"] == breached["first_observation"]
+    assert json.loads(fields["observed_share"]) == share
+    # nothing observed at all: no first observation, no observed time
+    quiet = report_json(build(events=[]), version=1, generated_at=GENERATED)
+    assert quiet["first_observation"] is None and quiet["observed_channel_seconds"] == 0
+    assert quiet["observed_share"] == 0.0
+    # a body issued before these fields existed still renders
+    old = {k: v for k, v in breached.items() if k not in ("first_observation", "observed_share")}
+    assert "<!DOCTYPE html>" in html_from_json(old)
+
+
+def test_human_formats_one_per_column(breached: dict[str, Any]) -> None:
+    page = html_from_json(breached)
+    # channel-seconds are not whole here; people see whole numbers, the JSON literal stays exact
+    assert breached["offline_channel_seconds"] == 3 * (49 * 3600 - 0.5) + 25.5 * 3600
+    assert '<data value="620998.5">620,999</data>' in page
+    assert f'<data value="{breached["online_channel_seconds"]!r}">36,876,602</data>' in page
+    # durations: h:mm:ss always; times: YYYY-MM-DD hh:mm:ss always
+    shown = re.findall(r'<data value="[^"]*">(\d+:\d\d[^<]*)</data>', page)
+    assert shown and all(re.fullmatch(r"\d+:\d\d:\d\d", d) for d in shown), shown
+    times = re.findall(r"<time datetime=\"[^\"]*\">([^<]*)</time>", page)
+    dates = [t for t in times if len(t) == 10]
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t) for t in times if t not in dates)
+    assert len(dates) == 7  # the breach table's date column
+
+
+def test_incident_ids_do_not_wrap_and_show_the_local_start(data: dict[str, Any]) -> None:
+    page = html_from_json(data)
+    css = page[page.index("<style>") : page.index("</style>")]
+    assert re.search(r"td\.id[^{]*\{[^}]*white-space: nowrap", css)
+    assert "word-break: break-all" not in css.split("td.id")[1].split("}")[0]
+    rows = html_tables(page)["incidents"]
+    assert len(rows) == len(data["incidents"])
+    for row, inc in zip(rows, data["incidents"], strict=True):
+        assert row[0][0].startswith(inc["id"])  # the id, then the local start beside it
+        assert row[0][1] == inc["start"]
+        local = datetime.fromisoformat(inc["start"]).strftime("%Y-%m-%d %H:%M:%S")
+        assert row[0][0] == inc["id"] + local
+    assert "every time shown is local (Asia/Shanghai)" in page
+    assert "section.wide { page: wide; }" in css and "size: A4 landscape" in css
+
+
+def test_zip_one_csv_per_table_with_bom(breached: dict[str, Any]) -> None:
+    blob = zip_from_json(breached)
+    assert blob == zip_from_json(breached)  # one body, the same bytes
+    assert render_file(breached, "zip") == blob
+    tables = csv_tables(breached)
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        assert archive.namelist() == [f"{t}.csv" for t in TABLES]
+        for info in archive.infolist():
+            assert info.date_time == (2026, 11, 2, 9, 30, 0)  # generated_at, local
+            raw = archive.read(info)
+            assert raw.startswith(b"\xef\xbb\xbf")
+            assert raw.decode("utf-8-sig") == tables[info.filename.removesuffix(".csv")]
+        areas = list(csv.reader(io.StringIO(archive.read("areas.csv").decode("utf-8-sig"))))
+        assert areas[1][:2] == ["T01", "Chengguan 城关镇"]
+        summary = dict(csv.reader(io.StringIO(archive.read("summary.csv").decode("utf-8-sig"))))
+        assert json.loads(summary["score"]) == breached["score"]
+        assert json.loads(summary["amount"]) == breached["amount"]
+        incidents = list(csv.reader(io.StringIO(archive.read("incidents.csv").decode("utf-8-sig"))))
+        assert [r[0] for r in incidents[1:]] == [i["id"] for i in breached["incidents"]]
+    # the one-text CSV is the same tables, separated by a blank line
+    assert report_csv(build(events=BREACH_EVENTS), version=4, generated_at=GENERATED) == "\r\n".join(tables.values())
+
+
+def test_render_file_formats(breached: dict[str, Any]) -> None:
+    assert json.loads(render_file(breached, "json")) == breached
+    assert render_file(breached, "csv").decode() == "\r\n".join(csv_tables(breached).values())
+    assert render_file(breached, "html").decode() == html_from_json(breached)
+    with pytest.raises(ValueError, match="format"):
+        render_file(breached, "xlsx")  # type: ignore[arg-type]
+
+
+def test_points_summary_says_where_the_points_went(breached: dict[str, Any], data: dict[str, Any]) -> None:
+    assert points_summary(breached) == [
+        "points lost: 14 (score 86)",
+        "  4e −14: 7 breaches of the 11:00 rule",
+    ]
+    lines = points_summary(data)
+    assert lines[0] == "points lost: 12 (score 88)"
+    assert lines[1:] == [
+        "  recovery −1: recovery 1 + unexplained long outage 0 points before cap",
+        "  4c −5: 1 findings",
+        "  4d −6: 1 findings",
+    ]
+    capped = json.loads(json.dumps(breached))
+    capped["claim_breaches"] = 273
+    for item in capped["items"]:
+        if item["key"] == "4e":
+            item["lost"] = 30
+    assert "  4e −30 (all 30): 273 breaches of the 11:00 rule" in points_summary(capped)
