@@ -5,21 +5,34 @@ each node's latest stored state, and each contract's stored incident projection.
 SPEC §2 by :func:`monitor.channels.channel_state`: the topmost node on its path that is not up decides.
 
 Use :func:`load_status` (async, over a :class:`~monitor.service.Service`) then :func:`status_text`.
+
+It answers in well under a second at the sample size (3,346 nodes, a month of events) because it reads only
+what it shows: each node's *latest* state event (one row per node, chosen by the database with a window
+function, not every state event parsed in Python), the node rows it needs (no validated
+:class:`~monitor.inventory.Inventory` built), and only the *open* incidents (no members, no timelines).
+
+**Blind**: the collector is *blind* when it runs but every active polled node is unknown (its sentinels fail,
+its own uplink is down): nothing is observed, and that time counts as blind (unknown), never as an outage.
+Stopped or stalled collectors make every polled node blind from their last cycle on. Both are said first.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from monitor.channels import channel_state
-from monitor.events import NodeState, format_time
+from sqlalchemy import Table, func, select
+
+from monitor.channels import ChannelState, channel_state
+from monitor.events import NodeState, format_time, parse_time
 from monitor.inventory import Inventory
 from monitor.service import Service
-from monitor.storage.heartbeats import Heartbeat, latest_states, read_heartbeat
+from monitor.storage.database import Database, translate_errors
+from monitor.storage.heartbeats import Heartbeat, read_heartbeat
+from monitor.storage.tables import EventRow, IncidentRow, NodeRow
 
 __all__ = ["LEVEL_NAMES", "LiveStatus", "channel_states", "load_status", "status_text"]
 
@@ -38,6 +51,21 @@ class LiveStatus:
     unknown: list[tuple[str, datetime | None]]  # unknown polled nodes and since when
     down: list[tuple[str, datetime | None]]
     incidents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # contract -> open incidents
+
+    @property
+    def polled(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def blind(self) -> bool:
+        """The collector runs but observes nothing: every active polled node is unknown."""
+        return self.collector == "running" and self.polled > 0 and self.nodes.get("unknown", 0) == self.polled
+
+    @property
+    def blind_since(self) -> datetime | None:
+        """When the last polled node turned unknown (the collector has been blind at least since then)."""
+        times = [t for _, t in self.unknown if t is not None]
+        return max(times) if times else None
 
     @property
     def collector(self) -> str:
@@ -59,37 +87,143 @@ def channel_states(inventory: Inventory, states: Mapping[str, NodeState], now: d
     return out
 
 
+_events = cast(Table, EventRow.__table__)
+_nodes = cast(Table, NodeRow.__table__)
+_incidents = cast(Table, IncidentRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeRow:
+    id: str
+    parent: str | None
+    polled: bool
+    channels: int
+    commissioned: datetime | None
+    decommissioned: datetime | None
+
+    def active_at(self, t: datetime) -> bool:
+        return (self.commissioned is None or self.commissioned <= t) and (
+            self.decommissioned is None or t < self.decommissioned
+        )
+
+
+async def _node_rows(db: Database) -> list[_NodeRow]:
+    """The stored nodes in inventory order, only the columns the status needs (validated when imported)."""
+    c = _nodes.c
+    stmt = select(c.id, c.parent, c.address, c.channels, c.commissioned, c.decommissioned).order_by(
+        c.position, c.id
+    )
+    with translate_errors("load the nodes", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(stmt)).all()
+    return [_NodeRow(r[0], r[1], r[2] is not None, r[3], r[4], r[5]) for r in rows]
+
+
+async def latest_node_states(db: Database) -> dict[str, tuple[NodeState, datetime]]:
+    """Each node's latest stored ``state`` event in processing order (known, seq): (state, dated time).
+
+    The database picks one row per node (``row_number()`` over the node's events, newest first), so only as
+    many payloads as nodes reach Python, whatever the length of the event log."""
+    e = _events.c
+    newest = func.row_number().over(partition_by=e.node, order_by=(e.known.desc(), e.seq.desc()))
+    ranked = select(e.node, e.payload, newest.label("rank")).where(e.type == "state", e.node.is_not(None))
+    inner = ranked.subquery()
+    stmt = select(inner.c.node, inner.c.payload).where(inner.c["rank"] == 1)
+    with translate_errors("load the latest node states", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(stmt)).all()
+    out: dict[str, tuple[NodeState, datetime]] = {}
+    for node, payload in rows:
+        data: dict[str, Any] = payload
+        out[node] = (NodeState(data["state"]), parse_time(data["at"], None, "at"))
+    return out
+
+
+async def open_incidents(db: Database) -> dict[str, list[dict[str, Any]]]:
+    """Each contract's open incidents (``end`` null) as stored by the projection, by start then id: ``id``,
+    ``scope``, ``start``, ``level``, ``peak``, ``ack``."""
+    c = _incidents.c
+    stmt = (
+        select(c.contract_id, c.id, c.scope, c.start, c.level, c.peak, c.ack)
+        .where(c.end.is_(None))
+        .order_by(c.contract_id, c.start, c.id)
+    )
+    with translate_errors("load the open incidents", db.url):
+        async with db.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(stmt)).mappings().all()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["contract_id"], []).append({k: r[k] for k in r if k != "contract_id"} | {"open": True})
+    return out
+
+
+def _channel_counts(nodes: Sequence[_NodeRow], states: Mapping[str, NodeState], now: datetime) -> Counter[str]:
+    """Channels by state at ``now``, the rule of :func:`monitor.channels.channel_state` over the node rows: the
+    topmost node on the path that is not up decides; each node's verdict is computed once."""
+    parent = {n.id: n.parent for n in nodes}
+    verdict: dict[str, NodeState | None] = {}  # node -> state of the topmost not-up node on its path (None: up)
+
+    def decide(node_id: str) -> NodeState | None:
+        chain: list[str] = []
+        current: str | None = node_id
+        above: NodeState | None = None
+        while current is not None and current not in verdict:
+            chain.append(current)
+            current = parent.get(current)
+        if current is not None:
+            above = verdict[current]
+        for nid in reversed(chain):  # from the top down
+            if above is None:
+                state = states.get(nid, NodeState.UP)
+                above = None if state is NodeState.UP else state
+            verdict[nid] = above
+        return above
+
+    out: Counter[str] = Counter()
+    for node in nodes:
+        if not node.channels:
+            continue
+        if not node.active_at(now):
+            out[ChannelState.INACTIVE.value] += node.channels
+            continue
+        state = decide(node.id)
+        value = ChannelState.ONLINE if state is None else ChannelState.OFFLINE if state is NodeState.DOWN else None
+        out[(value or ChannelState.UNKNOWN).value] += node.channels
+    return out
+
+
 async def load_status(
     service: Service, *, now: datetime | None = None, heartbeat_name: str = "live", stale_after_s: float = 30.0
 ) -> LiveStatus:
     """Read the heartbeat, the latest node states and the open incidents of every contract."""
     now = now or service.clock()
-    inventory = await service.inventory()
-    latest = await latest_states(service.db)
-    states = {n: s for n, (s, _) in latest.items() if n in inventory}
-    beat = await read_heartbeat(service.db, heartbeat_name)
-    polled = [n.id for n in inventory.nodes() if n.polled and n.active_at(now)]
-    nodes: Counter[str] = Counter()
+    db = service.db
+    nodes = await _node_rows(db)
+    known = {n.id for n in nodes}
+    latest = {n: v for n, v in (await latest_node_states(db)).items() if n in known}
+    states = {n: s for n, (s, _) in latest.items()}
+    beat = await read_heartbeat(db, heartbeat_name)
+    counts: Counter[str] = Counter()
     unknown: list[tuple[str, datetime | None]] = []
     down: list[tuple[str, datetime | None]] = []
-    for node_id in polled:
-        state = states.get(node_id, NodeState.UP)
-        nodes[state.value] += 1
-        since = latest[node_id][1] if node_id in latest else None
+    for node in nodes:
+        if not (node.polled and node.active_at(now)):
+            continue
+        state = states.get(node.id, NodeState.UP)
+        counts[state.value] += 1
+        since = latest[node.id][1] if node.id in latest else None
         if state is NodeState.UNKNOWN:
-            unknown.append((node_id, since))
+            unknown.append((node.id, since))
         elif state is NodeState.DOWN:
-            down.append((node_id, since))
-    incidents: dict[str, list[dict[str, Any]]] = {}
-    for contract in await service.contracts():
-        rows = await service.repo.load_incidents(contract.id)
-        incidents[contract.id] = [r for r in rows if r["open"]]
+            down.append((node.id, since))
+    stored = await open_incidents(db)
+    incidents = {c.id: stored.get(c.id, []) for c in await service.contracts()}
     return LiveStatus(
         now=now,
         heartbeat=beat,
         stale_after_s=stale_after_s,
-        nodes={s.value: nodes[s.value] for s in NodeState},
-        channels=dict(channel_states(inventory, states, now)),
+        nodes={s.value: counts[s.value] for s in NodeState},
+        channels=dict(_channel_counts(nodes, states, now)),
         unknown=unknown,
         down=down,
         incidents=incidents,
@@ -126,6 +260,18 @@ def status_text(status: LiveStatus, *, limit: int = 20) -> str:
         )
         if collector in ("stopped", "stalled"):
             lines.append("  the time since the last cycle will be blind (unknown), not an outage")
+    if status.blind:
+        since = status.blind_since
+        when = f" since {format_time(since.replace(microsecond=0))} ({_ago(now, since)})" if since else ""
+        lines.append(
+            f"BLIND{when}: every polled node ({status.polled}) is unknown; the collector observes nothing "
+            "(its sentinels or its own uplink fail); this time counts as blind, not as an outage"
+        )
+    elif status.nodes.get("unknown", 0):
+        lines.append(
+            f"partly blind: {status.nodes['unknown']} of {status.polled} polled nodes unknown (not observed; "
+            "blind time, not an outage)"
+        )
     n = status.nodes
     lines.append(
         f"polled nodes: {sum(n.values())}: up {n.get('up', 0)}, down {n.get('down', 0)}, unknown {n.get('unknown', 0)}"
@@ -133,7 +279,7 @@ def status_text(status: LiveStatus, *, limit: int = 20) -> str:
     c = status.channels
     lines.append(
         f"channels: {sum(c.values())}: online {c.get('online', 0)}, offline {c.get('offline', 0)}, "
-        f"unknown {c.get('unknown', 0)}, inactive {c.get('inactive', 0)}"
+        f"unknown (blind) {c.get('unknown', 0)}, inactive {c.get('inactive', 0)}"
     )
     for contract_id, incidents in status.incidents.items():
         by_level = Counter(int(i["level"]) for i in incidents)
