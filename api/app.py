@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api.deps import authenticate
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.routers import alerts, events, evidence, health, incidents, maintenance, metrics, nodes, reports
@@ -49,9 +50,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         summary="SLA monitor for leased data circuits",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_docs: no CDN
+        redoc_url=None,
     )
     app.state.settings = config
     install_error_handlers(app)
+    install_docs(app)
     # Every request body has a limit (SPEC R10), enforced before the body is read whole.
     app.add_middleware(BodyLimit, default=config.max_body_bytes, evidence=config.max_evidence_bytes)
     install_http_metrics(app)  # process and HTTP request metrics on the app's own registry

@@ -37,12 +37,14 @@ from monitor.events import (
     BaseEvent,
     Event,
     ExclusionEvent,
+    ExclusionStatus,
     FindingEvent,
     MaintenanceEvent,
     NodeState,
     PollEvent,
     StateEvent,
     TargetedEvent,
+    format_time,
 )
 from monitor.inventory import Inventory
 from monitor.inventory_io import InventoryDiff
@@ -624,6 +626,33 @@ class Service:
         if p is None:
             return None
         return tuple((c, p.engines[c.id]) for c in p.contracts if c.id in p.engines)
+
+    async def exclusion_requesters(self, contract_id: str, incident_id: str) -> frozenset[str]:
+        """Who asked for an exclusion of an incident: the audit log's actors of the exclusion requests its
+        contract's engine applied to it (named by incident id or by node), and the ``by`` those requests name.
+        An exclusion is decided by someone else (issue 8: nobody approves their own request)."""
+        if self._projection is None:
+            await self.rebuild()
+        p = self._projection
+        engine = None if p is None else p.engines.get(contract_id)
+        incident = None if engine is None else next((i for i in engine.incidents if i.id == incident_id), None)
+        steps = [] if incident is None else [s for s in incident.exclusion if s.status is ExclusionStatus.REQUESTED]
+        names = {s.by for s in steps if s.by}
+        applied = {(format_time(s.at), s.cause, s.evidence) for s in steps}
+        after: int | None = None
+        while True:
+            page = await self.repo.query_audit(action="exclusion", after_seq=after, limit=1000)
+            for entry in page:
+                d = entry.detail or {}
+                if d.get("status") != ExclusionStatus.REQUESTED.value:
+                    continue
+                if d.get("incident") == incident_id or (
+                    d.get("node") is not None and (d.get("at"), d.get("cause", ""), d.get("evidence")) in applied
+                ):
+                    names.add(entry.actor)
+            if len(page) < 1000:
+                return frozenset(names)
+            after = page[-1].seq
 
     def projection_events(self) -> int | None:
         """How many stored events the projection has applied (None: no projection): fewer than are stored

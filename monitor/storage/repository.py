@@ -1143,3 +1143,137 @@ class Repository:
             uploaded_at=row.uploaded_at,
             uploaded_by=row.uploaded_by,
         )
+
+    # ------------------------------------------------------------------ queries for the API (filters, pages)
+
+    async def query_incidents(
+        self,
+        contract_id: str,
+        *,
+        start_from: datetime | None = None,
+        start_to: datetime | None = None,
+        levels: Sequence[int] = (),
+        open_: bool | None = None,
+        acked: bool | None = None,
+        excluded: Sequence[str | None] = (),
+        scopes: Sequence[str] | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """One page of a contract's stored incidents, by start then id, without members and timeline.
+
+        Filters: ``start`` in ``[start_from, start_to)``, ``level`` in ``levels``, ``open_`` (no end yet),
+        ``acked``, exclusion status in ``excluded`` (None there: no exclusion step), ``scope`` in ``scopes``;
+        ``after`` is the ``(start, id)`` of the last row of the previous page. Each row has the incident's
+        columns, ``open`` and ``channels`` (how many channels it ever held). At most ``limit`` rows."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        members = (
+            select(func.count())
+            .select_from(_members)
+            .where(_members.c.contract_id == contract_id, _members.c.incident_id == _incidents.c.id)
+            .scalar_subquery()
+        )
+        stmt = select(_incidents, members.label("channels")).where(_incidents.c.contract_id == contract_id)
+        if start_from is not None:
+            stmt = stmt.where(_incidents.c.start >= _aware(start_from, "start_from"))
+        if start_to is not None:
+            stmt = stmt.where(_incidents.c.start < _aware(start_to, "start_to"))
+        if levels:
+            stmt = stmt.where(_incidents.c.level.in_(list(levels)))
+        if open_ is not None:
+            stmt = stmt.where(_incidents.c.end.is_(None) if open_ else _incidents.c.end.is_not(None))
+        if acked is not None:
+            stmt = stmt.where(_incidents.c.ack.is_not(None) if acked else _incidents.c.ack.is_(None))
+        if excluded:
+            named = [s for s in excluded if s is not None]
+            cond: Any = _incidents.c.excluded.in_(named)
+            if None in excluded:
+                cond = cond | _incidents.c.excluded.is_(None)
+            stmt = stmt.where(cond)
+        if scopes is not None:
+            stmt = stmt.where(_incidents.c.scope.in_(list(scopes)))
+        if after is not None:
+            start, iid = _aware(after[0], "after"), after[1]
+            stmt = stmt.where((_incidents.c.start > start) | ((_incidents.c.start == start) & (_incidents.c.id > iid)))
+        stmt = stmt.order_by(_incidents.c.start, _incidents.c.id).limit(limit)
+        async with self._read(f"query the incidents of contract {contract_id}") as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        out = []
+        for row in rows:
+            item = {k: row[k] for k in row if k != "contract_id"}
+            item["open"] = row["end"] is None
+            item["channels"] = int(row["channels"])
+            out.append(item)
+        return out
+
+    async def load_incident(self, contract_id: str, incident_id: str) -> dict[str, Any] | None:
+        """One stored incident as :meth:`load_incidents` gives each (with members and timeline), or None."""
+        async with self._read(f"load incident {incident_id} of contract {contract_id}") as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(_incidents).where(
+                            _incidents.c.contract_id == contract_id, _incidents.c.id == incident_id
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            members = (
+                await conn.execute(
+                    select(_members)
+                    .where(_members.c.contract_id == contract_id, _members.c.incident_id == incident_id)
+                    .order_by(_members.c.ordinal)
+                )
+            ).mappings()
+            timeline = (
+                await conn.execute(
+                    select(_timeline)
+                    .where(_timeline.c.contract_id == contract_id, _timeline.c.incident_id == incident_id)
+                    .order_by(_timeline.c.seq)
+                )
+            ).mappings()
+            item = {k: row[k] for k in row if k != "contract_id"}
+            item["open"] = row["end"] is None
+            item["members"] = [{"position": m["position"], "channel": m["channel"], "node": m["node"]} for m in members]
+            item["timeline"] = [
+                {"at": t["at"], "known": t["known"], "kind": t["kind"], "detail": t["detail"]} for t in timeline
+            ]
+        return item
+
+    async def query_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """One page of the audit log in the order it was appended: entries after ``after_seq`` with the given
+        ``actor``, ``action`` and ``subject`` (exact), ``at`` in ``[since, until)``; at most ``limit``."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        stmt = select(_audit)
+        if actor is not None:
+            stmt = stmt.where(_audit.c.actor == actor)
+        if action is not None:
+            stmt = stmt.where(_audit.c.action == action)
+        if subject is not None:
+            stmt = stmt.where(_audit.c.subject == subject)
+        if since is not None:
+            stmt = stmt.where(_audit.c.at >= _aware(since, "since"))
+        if until is not None:
+            stmt = stmt.where(_audit.c.at < _aware(until, "until"))
+        if after_seq is not None:
+            stmt = stmt.where(_audit.c.seq > after_seq)
+        stmt = stmt.order_by(_audit.c.seq).limit(limit)
+        async with self._read("query the audit log") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail) for r in rows]

@@ -368,7 +368,9 @@ async def test_incidents_list_and_open_filter(api: Api) -> None:
     assert ended["open"] is False
     assert ended["start"] == "2026-03-10T08:00:00+08:00"
     assert ended["end"] == "2026-03-10T09:00:00+08:00"
-    assert [m["node"] for m in ended["members"]] == ["CAM-0001-1", "CAM-0001-2"]
+    assert ended["channels"] == 2
+    detail = (await api.get("viewer", f"/api/v1/incidents/{ENDED}")).json()
+    assert [m["node"] for m in detail["members"]] == ["CAM-0001-1", "CAM-0001-2"]
     assert still_open["level"] == 3
     r = await api.get("viewer", "/api/v1/incidents", open="true")
     assert [i["id"] for i in r.json()["incidents"]] == [OPEN]

@@ -1,0 +1,197 @@
+"""Response models of the API (what the OpenAPI document promises and every 200 is checked against), and the
+documented error responses: every error is the problem document of :mod:`api.errors`.
+
+    @router.get("/x", response_model=Thing, responses=problems(401, 403, 404))
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: RFC 3339 with the contract's offset (SPEC §6).
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-03-10T08:00:00+08:00"])]
+#: ``{scope}@{start UTC}`` (``~2``... when taken: SPEC R6).
+INCIDENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}@[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z(~[0-9]+)?$"
+IncidentId = Annotated[str, Field(examples=["CPE-0042@2026-10-03T00:00:00Z"])]
+NodeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", examples=["CPE-0042"])]
+#: A month key (SPEC R10: ASCII ``YYYY-MM``).
+MONTH_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
+EVIDENCE_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem document, ``application/problem+json``) with slawatch's own members."""
+
+    type: str = Field(examples=["about:blank"])
+    title: str = Field(examples=["Unprocessable Content"])
+    status: int = Field(ge=400, le=599)
+    detail: str
+    error: str = Field(description="the message (same as detail)")
+    where: str | None = Field(default=None, description="where the fault is: query, path, body, request line N")
+    field: str | None = Field(default=None, description="the input at fault")
+
+
+_WHY = {
+    401: "no, an unknown, a revoked or an expired bearer token",
+    403: "the token's role may not do this",
+    404: "no such resource",
+    409: "the resource's state refuses the change; nothing stored",
+    413: "the request body is over its limit; nothing stored",
+    422: "a refused input (the field is named); nothing stored",
+    503: "the database is unavailable, or the live service is not running in this process",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route: each status documented with the problem body it returns."""
+    return {
+        s: {
+            "description": _WHY.get(s, "an error"),
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }
+
+
+READ = (401, 422, 503)
+WRITE = (401, 403, 413, 422, 503)
+
+
+# ---------------------------------------------------------------------- incidents
+class IncidentSummary(BaseModel):
+    id: IncidentId
+    scope: str
+    start: Time
+    end: Time | None
+    open: bool
+    level: int = Field(ge=0, le=3, description="1-3, or 0 for a fault")
+    peak: int = Field(description="the most channels offline at one instant")
+    channels: int = Field(description="how many channels it ever held")
+    ack: Time | None
+    ack_by: str | None
+    onsite: Time | None
+    onsite_by: str | None
+    excluded: str | None = Field(description="the exclusion status: requested, approved, rejected (latest step)")
+
+
+class IncidentPage(BaseModel):
+    contract: str
+    incidents: list[IncidentSummary]
+    limit: int
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class Member(BaseModel):
+    position: int
+    channel: str
+    node: str
+
+
+class TimelineEntry(BaseModel):
+    at: Time
+    known: Time
+    kind: str = Field(examples=["opened", "joined", "level", "ack", "onsite", "explanation", "exclusion", "ended"])
+    detail: str
+
+
+class Clocks(BaseModel):
+    """The incident's clocks from its start, to its end or (open) to ``as_of``."""
+
+    as_of: Time
+    response_s: float = Field(description="start to acknowledgement (or end, or now while neither)")
+    response_running: bool
+    recovery_s: float = Field(description="start to end (or now while open)")
+    recovery_running: bool
+    onsite_s: float | None = Field(description="start to arrival on site; null before it")
+
+
+class Limits(BaseModel):
+    """The limits of the incident's level (SPEC §5; null for a fault) and the contract body's restore limit."""
+
+    response_limit_s: int | None
+    recovery_limit_s: int | None
+    unexplained_after_s: int | None
+    restore_limit_s: int = Field(description="2 h inside the county, 8 h outside (SPEC §3)")
+
+
+class IncidentDetail(IncidentSummary):
+    contract: str
+    members: list[Member]
+    timeline: list[TimelineEntry]
+    clocks: Clocks
+    limits: Limits
+
+
+# ---------------------------------------------------------------------- queue, audit, tokens, daily
+class ExclusionPending(BaseModel):
+    contract: str
+    incident: IncidentId
+    scope: str
+    level: int
+    start: Time
+    end: Time | None
+    requested_at: Time | None
+    requested_by: list[str]
+
+
+class QueueResponse(BaseModel):
+    exclusions: list[ExclusionPending]
+    maintenance: list[dict[str, Any]] = Field(description="maintenance requests awaiting consent (GET /maintenance)")
+
+
+class AuditItem(BaseModel):
+    seq: int
+    at: Time
+    actor: str
+    action: str
+    subject: str | None
+    detail: dict[str, Any] | None
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditItem]
+    limit: int
+    next_cursor: str | None
+
+
+class TokenItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: str
+    created_at: Time
+    revoked_at: Time | None
+    expires_at: Time | None
+    active: bool
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenItem]
+
+
+class TokenCreated(TokenItem):
+    secret: str = Field(description="the bearer secret, shown this once (only its hash is stored)")
+
+
+class DailyChannel(BaseModel):
+    channel: str
+    node: str
+    stretch_start: Time | None
+    incident: IncidentId
+    ack: Time | None
+    ack_by: str | None
+    excluded: bool = Field(description="the incident is excluded (approved exclusion or maintenance)")
+    maintenance: bool = Field(description="the channel is inside a maintenance window at the claim hour")
+    breach: bool
+
+
+class DailyList(BaseModel):
+    contract: str
+    date: str
+    at: Time
+    as_of: Time
+    claim_grace_s: int
+    channels: list[DailyChannel]
+    breaches: int
