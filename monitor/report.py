@@ -446,7 +446,7 @@ td.n, th.n { text-align: right; }
 td.n { white-space: nowrap; }
 table.meta th { width: 32%; }
 table.incidents, table.breaches { font-size: 7pt; }
-td.id, span.id { white-space: nowrap; word-break: keep-all; overflow-wrap: normal; }
+td.id, span.id { white-space: nowrap; overflow-wrap: normal; }
 td.id .local { display: block; color: #333; }
 table.breaches td, table.breaches th { padding: 0.4mm 1.5mm; }
 td.t { white-space: nowrap; }

@@ -13,7 +13,7 @@ format; :class:`PdfUnavailable` then says what to install.
 from __future__ import annotations
 
 import html
-import warnings
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,10 +48,10 @@ def pdf_css(data: Mapping[str, Any]) -> str:
 
 def pdf_from_json(data: Mapping[str, Any], *, claim_hour: int = 11) -> bytes:
     """The PDF of a :func:`monitor.report.report_json` dict (an issued version's stored body, or a computation)."""
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # its progress and CSS notes are not ours
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # third-party import-time deprecations
-            from weasyprint import CSS, HTML  # type: ignore[import-untyped]
+        from weasyprint import CSS, HTML  # type: ignore[import-untyped]
     except (ImportError, OSError) as exc:  # OSError: WeasyPrint installed but Pango missing
         raise PdfUnavailable(
             "the PDF needs WeasyPrint and Pango (pip install weasyprint; apt-get install libpango-1.0-0 "
