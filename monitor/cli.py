@@ -633,6 +633,10 @@ def demo(
     typer.echo(f"admin token {DEMO_TOKEN} ({note}): {secret or 'not shown'}")
     if secret:
         typer.echo(f"  curl -H 'Authorization: Bearer {secret}' '{base}/api/v1/reports/monthly/{prev}?format=csv'")
+        typer.echo(
+            f"  curl -H 'Authorization: Bearer {secret}' -OJ '{base}/api/v1/reports/monthly/{prev}?format=pdf'"
+            "  # also format=zip (one CSV per table) and html"
+        )
     if not serve_api:
         return
     lab = live and os.geteuid() == 0

@@ -48,6 +48,7 @@ import html
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
@@ -404,7 +405,7 @@ def points_summary(data: Mapping[str, Any], *, claim_hour: int = 11) -> list[str
     for item in data["items"]:
         if not item["lost"]:
             continue
-        why = str(item["details"])
+        why = re.sub(r"\b1 findings\b", "1 finding", str(item["details"]))
         if item["key"] == "4e":
             findings = [f for f in data.get("findings", []) if f["item"] == "4e"]
             parts = []

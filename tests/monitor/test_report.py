@@ -600,8 +600,8 @@ def test_points_summary_says_where_the_points_went(breached: dict[str, Any], dat
     assert lines[0] == "points lost: 12 (score 88)"
     assert lines[1:] == [
         "  recovery −1: recovery 1 + unexplained long outage 0 points before cap",
-        "  4c −5: 1 findings",
-        "  4d −6: 1 findings",
+        "  4c −5: 1 finding",
+        "  4d −6: 1 finding",
     ]
     capped = json.loads(json.dumps(breached))
     capped["claim_breaches"] = 273
