@@ -16,7 +16,20 @@ from api.deps import authenticate
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routers import alerts, events, evidence, health, incidents, maintenance, metrics, nodes, reports
+from api.routers import (
+    alerts,
+    audit,
+    events,
+    evidence,
+    health,
+    incidents,
+    maintenance,
+    metrics,
+    nodes,
+    queue,
+    reports,
+    tokens,
+)
 from api.routers.metrics import install_http_metrics
 from monitor.runtime import open_service
 from monitor.service import Service
@@ -67,4 +80,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(maintenance.router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(evidence.router, prefix=API_PREFIX, dependencies=authenticated)
+    for router in (queue.router, audit.router, tokens.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app

@@ -65,10 +65,12 @@ async def authenticate(
     """The caller of a valid bearer token; 401 without one or with an unknown or revoked one."""
     if credentials is None or not credentials.credentials:
         raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)", headers=_CHALLENGE)
-    found = await service.repo.role_for_token(credentials.credentials)
+    found = await service.repo.active_token(credentials.credentials, service.clock())
     if found is None:
         raise ApiError(
-            401, "invalid or revoked token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            401,
+            "invalid, revoked or expired token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     name, role = found
     return Caller(name=name, role=role)

@@ -24,6 +24,7 @@ from monitor.events import format_time, parse_time, read_jsonl
 from monitor.logs import setup_logging
 from monitor.roles import ROLES
 from monitor.settings import Settings
+from monitor.tokens import NAME_RE, parse_expiry
 
 T = TypeVar("T")
 
@@ -516,7 +517,7 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) 
     """Revoke the unrevoked token called NAME (it stops working at once; kept in the list, revoked)."""
 
     async def main(service: Any) -> bool:
-        return bool(await service.repo.revoke_token(name))
+        return await service.repo.revoke_token_by(name, "cli") is not None
 
     if not _run(main):
         raise _fail(f"no unrevoked token named {name!r}")
@@ -527,18 +528,44 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) 
 def token_create(
     role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")],
     name: Annotated[str | None, typer.Option(help="a name for the token (default: role and time)")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="a lifetime (90m, 12h, 30d, 8w) or an RFC 3339 time; default: never")
+    ] = None,
 ) -> None:
     """Create an API token for a role; prints the secret once (only its hash is stored)."""
     if role not in ROLES:
         raise _fail(f"--role {role!r} is not one of {', '.join(ROLES)}")
     label = name or f"{role}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    if not NAME_RE.fullmatch(label):
+        raise _fail("--name must be 1-64 characters without control characters")
 
-    async def main(service: Any) -> str:
-        return str(await service.repo.create_token(label, role))
+    async def main(service: Any) -> tuple[str, datetime | None]:
+        until = None
+        if expires is not None:
+            until = parse_expiry(expires, service.clock(), await service.event_timezone(), "--expires")
+        secret, _created = await service.repo.create_expiring_token(label, role, until, by="cli")
+        return str(secret), until
 
-    secret = _run(main)
-    typer.echo(f"token {label} ({role}): {secret}", err=True)
+    secret, until = _run(main)  # a bad --expires is an InputError: _run reports it
+    lifetime = "" if until is None else f", expires {until.isoformat()}"
+    typer.echo(f"token {label} ({role}{lifetime}): {secret}", err=True)
     typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """The tokens (never their secrets): name, role, created, revoked or expiry, and whether it works now."""
+
+    async def main(service: Any) -> tuple[list[dict[str, Any]], datetime]:
+        return list(await service.repo.token_records()), service.clock()
+
+    rows, now = _run(main)
+    for r in rows:
+        expires = r["expires_at"]
+        active = r["revoked_at"] is None and (expires is None or expires > now)
+        state = "active" if active else ("revoked" if r["revoked_at"] is not None else "expired")
+        until = "never" if expires is None else expires.isoformat()
+        typer.echo(f"{r['name']}\t{r['role']}\t{state}\tcreated {r['created_at'].isoformat()}\texpires {until}")
 
 
 # ---------------------------------------------------------------------- sample month, demo, serve

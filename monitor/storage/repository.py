@@ -1277,3 +1277,71 @@ class Repository:
         async with self._read("query the audit log") as conn:
             rows = (await conn.execute(stmt)).all()
         return [AuditEntry(r.seq, r.at, r.actor, r.action, r.subject, r.detail) for r in rows]
+
+    # ------------------------------------------------------------------ tokens with an expiry (migration 0006)
+
+    async def create_expiring_token(
+        self, name: str, role: str, expires_at: datetime | None, *, by: str | None = None
+    ) -> tuple[str, datetime]:
+        """Create an API token that stops working at ``expires_at`` (None: never); return its secret (shown
+        once) and its creation time. With ``by``, the creation is in the audit log (same transaction).
+        A name is unique among unrevoked tokens (StorageError otherwise)."""
+        if not name or not role:
+            raise ValueError("a token needs a name and a role")
+        secret = secrets.token_urlsafe(32)
+        now = self._now()
+        row = {
+            "name": name,
+            "role": role,
+            "hash": _token_hash(secret),
+            "created_at": now,
+            "revoked_at": None,
+            "expires_at": None if expires_at is None else _aware(expires_at, "expires_at"),
+        }
+        try:
+            async with self._write(f"create token {name!r}") as conn:
+                await conn.execute(insert(_tokens).values(**row))
+                if by is not None:
+                    until = None if expires_at is None else _aware(expires_at, "expires_at").isoformat()
+                    detail = {"role": role, "expires_at": until}
+                    await conn.execute(
+                        insert(_audit).values(at=now, actor=by, action="token create", subject=name, detail=detail)
+                    )
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise StorageError(f"a token named {name!r} already exists; revoke it first") from exc
+            raise
+        return secret, now
+
+    async def active_token(self, secret: str, now: datetime) -> tuple[str, str] | None:
+        """``(name, role)`` of the token with this secret if it is neither revoked nor expired at ``now``."""
+        when = _aware(now, "now")
+        stmt = select(_tokens.c.name, _tokens.c.role).where(
+            _tokens.c.hash == _token_hash(secret),
+            _tokens.c.revoked_at.is_(None),
+            _tokens.c.expires_at.is_(None) | (_tokens.c.expires_at > when),
+        )
+        async with self._read("look up a token") as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else (row.name, row.role)
+
+    async def revoke_token_by(self, name: str, by: str) -> datetime | None:
+        """Revoke the unrevoked token called ``name`` and write it in the audit log (actor ``by``), in one
+        transaction; the revocation time, or None when there is no such token."""
+        now = self._now()
+        stmt = update(_tokens).where(_tokens.c.name == name, _tokens.c.revoked_at.is_(None)).values(revoked_at=now)
+        async with self._write(f"revoke token {name!r}") as conn:
+            if not (await conn.execute(stmt)).rowcount:
+                return None
+            await conn.execute(
+                insert(_audit).values(at=now, actor=by, action="token revoke", subject=name, detail=None)
+            )
+        return now
+
+    async def token_records(self) -> list[dict[str, Any]]:
+        """Every token, oldest first, as dicts with ``name``, ``role``, ``created_at``, ``revoked_at`` and
+        ``expires_at`` (never the secrets nor their hashes)."""
+        columns = (_tokens.c.name, _tokens.c.role, _tokens.c.created_at, _tokens.c.revoked_at, _tokens.c.expires_at)
+        async with self._read("list tokens") as conn:
+            rows = (await conn.execute(select(*columns).order_by(_tokens.c.id))).mappings().all()
+        return [dict(r) for r in rows]

@@ -334,7 +334,7 @@ async def test_report_input_errors(api: Api) -> None:
     assert r.json()["field"] == "month"
     r = await api.get("viewer", "/api/v1/reports/monthly/2026-03", as_of="yesterday")
     assert (r.status_code, r.json()["field"]) == (422, "as_of")
-    r = await api.get("viewer", "/api/v1/reports/monthly/2026-03", format="pdf")
+    r = await api.get("viewer", "/api/v1/reports/monthly/2026-03", format="docx")
     assert r.status_code == 422
     r = await api.get("viewer", "/api/v1/contracts/nope/reports/monthly/2026-03")
     assert r.status_code == 404
