@@ -1,35 +1,38 @@
-# Measured 2026-11-25 on the project's 2-core Debian 12 machine (loopback, root, load average ~1 from other
-# work), `python benchmarks/bench_icmp.py --targets 10000`:
-#
-#   # python 3.11.7, /usr/bin/fping: Version 5.1, 2 CPUs, median of 3, rate=1e+06/s burst=500
-#    targets  tool                  wall s   pings/s CPU µs/ping  replies
-#   ---------------------------------------------------------------------
-#      10000  slawatch (raw)         0.142    70,263        14.2    10000
-#      10000  fping -c1 -q -i0       0.153    65,180        14.7    10000
-#      10000  ratio slawatch/fping             1.08x       0.97x
-#
-# A run a minute earlier with --targets 100000 (fping in 2 chunks of 60,000): slawatch 1.64 s, 60,900 pings/s,
-# 16.4 µs per ping; fping 1.45 s, 69,200 pings/s, 13.9 µs per ping: ratios 0.88x speed, 1.18x CPU. Figures
-# drift by ~15 % between runs; compare the ratios measured side by side.
-"""Benchmark: slawatch's bulk pinger against fping, on N live loopback targets.
+"""Benchmark: slawatch's bulk pinger against fping and against the single-socket limit, on N live loopback
+targets, interleaved in one run and repeated, with the spread.
 
-What is measured, for each N given with ``--targets`` (one ``--targets`` per N):
+Run (root: raw sockets, ``fping -i0``)::
 
-* slawatch: ``Pinger.ping_many(targets, count=1)`` in this process -- wall time of the call, pings/s
-  (= packets sent / wall time), CPU µs per ping (``time.process_time()`` delta of this process: user +
-  system, which on loopback includes the kernel's work of generating the echo replies in softirq context).
-  Sockets are opened before timing starts.
-* fping: ``fping -c1 -q -i0 -t<timeout ms> -f FILE`` on the same list, as a child process -- wall time,
-  pings/s, CPU µs per ping from ``resource.getrusage(RUSAGE_CHILDREN)``. Its figures include its process
-  start, reading the file, and printing one summary line per target (on stderr), which we parse to count
-  replies. fping 5.1 cannot take more than ~65,000 targets in one run (see ``FPING_CHUNK``): bigger lists
-  are split into chunks of 60,000 pinged by successive fping processes, times added up. ``-i0`` removes
-  fping's default 10 ms gap between packets (root only); ``-c1`` sends one packet per target (count mode,
-  no retries); ``-q`` suppresses per-packet lines; ``-t`` is the same per-packet timeout as ours.
+    .venv/bin/python benchmarks/bench_icmp.py                      # 10,000 and 100,000 targets, 5 repeats
+    .venv/bin/python benchmarks/bench_icmp.py --targets 10000 --repeat 9
 
-Each measurement is repeated ``--repeat`` times, alternating the tools, and the median is shown.
-Targets are 127.x.y.z (x from 1, z in 1..254: no .0 or .255 host parts), generated deterministically; only
-loopback is ever pinged. Needs root (raw sockets; fping -i0).
+What is measured, for each N (``--targets``, repeatable), ``--repeat`` times, the three tools one after the
+other in each repeat (slawatch, fping, limit, slawatch, fping, limit, ...), so that load from other work on
+the machine hits all three alike:
+
+* **slawatch**: ``Pinger.ping_many(targets, count=1)`` in this process, unpaced (``--rate`` 1e9/s, i.e. only
+  the ``--burst`` between two looks at the socket), the pinger opened before timing. Wall time of the call;
+  pings/s = packets / wall time; CPU µs per ping = ``time.process_time()`` delta / packets (user + system:
+  on loopback this includes the kernel's work of generating the echo replies in softirq context).
+* **fping**: ``fping -c1 -q -i0 -t<timeout ms> -f FILE`` as a child process: ``-i0`` removes fping's
+  default 10 ms gap between packets, ``-c1`` sends one packet per target, ``-q`` prints one summary line per
+  target (parsed to count replies). CPU from ``getrusage(RUSAGE_CHILDREN)``. Its figures include its process
+  start and reading the file (a few ms). fping 5.1 cannot take more than ~65,000 targets in one run (see
+  ``FPING_CHUNK``): bigger lists are pinged in chunks of 60,000 by successive processes, times added up.
+* **limit**: the single-socket limit -- the least Python that can ping N targets over one raw socket:
+  ``sendto`` of a prebuilt-template packet per target, a non-blocking ``recv_into`` loop after every 64
+  sends and a ``poll`` at the end, replies counted by identifier with no matching, no timers, no results
+  (MEASURED.md's ~110,000/s). It is what per-packet system calls cost from Python on this kernel; slawatch
+  can only approach it.
+
+Printed per N and tool: median and min-max of pings/s and of CPU µs per ping, and the fewest replies seen
+in a repeat; then slawatch's ratios to fping and to the limit: the ratio of the medians and the min-max of
+the per-repeat ratios (each slawatch run against the fping or limit run next to it). The header names the
+machine (``nproc``, CPU model) and the load average before and after.
+
+Targets are 127.x.y.z (x from 1, z in 1..254), generated deterministically; only loopback is ever pinged.
+A raw socket sees every ICMP echo reply on the host, so other work pinging loopback at the same time may
+show up as extra replies in the limit column (it counts by identifier only).
 """
 
 from __future__ import annotations
@@ -37,10 +40,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import platform
 import re
 import resource
+import select
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -50,7 +57,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.icmp import Pinger
+from collectors.icmp import Pinger, internet_checksum
+
+TOOLS = ("slawatch", "fping", "limit")
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ async def run_slawatch(targets: list[str], rate: float, burst: int, timeout: flo
         results = await pinger.ping_many(targets, count=1, timeout=timeout)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     replies = sum(r.received for r in results.values())
-    return Run(f"slawatch ({pinger.kind})", len(targets), wall, cpu, replies)
+    return Run("slawatch", len(targets), wall, cpu, replies)
 
 
 #: fping 5.1 keeps a sequence number reserved for 10 s after use and has 65,535 of them: on more targets
@@ -114,55 +123,106 @@ def run_fping(fping: str, target_files: list[str], n: int, timeout: float) -> Ru
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    tool = "fping -c1 -q -i0" + (f" x{len(target_files)}" if len(target_files) > 1 else "")
-    return Run(tool, n, wall, cpu, replies)
+    return Run("fping", n, wall, cpu, replies)
 
 
-def median_run(runs: list[Run]) -> Run:
-    walls = sorted(runs, key=lambda r: r.wall_s)
-    mid = walls[len(walls) // 2]
-    return Run(
-        mid.tool,
-        mid.targets,
-        statistics.median(r.wall_s for r in runs),
-        statistics.median(r.cpu_s for r in runs),
-        min(r.replies for r in runs),
-    )
+def run_limit(targets: list[str], timeout: float) -> Run:
+    """The single-socket limit: one raw socket, sendto per packet, recv_into, nothing else (see docstring)."""
+    ident = os.getpid() & 0xFFFF
+    payload = os.urandom(8) + bytes(8)  # the same 16-byte payload size as the pinger's default
+    header = struct.Struct("!BBHHH")
+    partial = internet_checksum(header.pack(8, 0, 0, ident, 0) + payload) ^ 0xFFFF  # sum without the seq
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        sock.setsockopt(255, 1, struct.pack("=I", ~1 & 0xFFFFFFFF))  # ICMP_FILTER: echo replies only
+        sock.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE 4 MiB, as the pinger
+        sock.setblocking(False)
+        dests = [(a, 0) for a in targets]
+        buf = bytearray(4096)
+        recv_into, sendto, pack = sock.recv_into, sock.sendto, header.pack
+        got = 0
+
+        def drain() -> int:
+            n = 0
+            while True:
+                try:
+                    recv_into(buf)
+                except BlockingIOError:
+                    return n
+                if buf[24] << 8 | buf[25] == ident:
+                    n += 1
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for i, dest in enumerate(dests):
+            seq = i & 0xFFFF
+            total = partial + seq
+            total = (total & 0xFFFF) + (total >> 16)
+            sendto(pack(8, 0, ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF, ident, seq) + payload, dest)
+            if i & 63 == 63:
+                got += drain()
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        deadline = time.perf_counter() + timeout
+        while got < len(targets) and time.perf_counter() < deadline:
+            if poller.poll(max(1, int((deadline - time.perf_counter()) * 1000))):
+                got += drain()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    finally:
+        sock.close()
+    return Run("limit", len(targets), wall, cpu, got)
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def machine() -> str:
+    model = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}"
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Compare slawatch's bulk pinger with fping on N live loopback targets (127.x.y.z). "
-        "Prints wall time, pings/s, CPU µs per ping and replies for each tool, and their ratios. "
-        "Needs root.",
+        description="Compare slawatch's bulk pinger with fping and with the single-socket limit on N live "
+        "loopback targets (127.x.y.z), interleaved and repeated; prints median and min-max. Needs root.",
     )
     parser.add_argument(
         "--targets",
         type=int,
         action="append",
         metavar="N",
-        help="number of loopback targets; repeat the option for several sizes (default: 10000)",
+        help="number of loopback targets; repeat the option for several sizes (default: 10000 and 100000)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool and size; median shown (3)")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats per size, tools interleaved (5)")
     parser.add_argument(
         "--rate",
         type=float,
-        default=1_000_000.0,
-        help="slawatch send rate, packets/s (default 1e6: unpaced, CPU-bound like fping -i0)",
+        default=1e9,
+        help="slawatch send rate, packets/s (default 1e9: unpaced, CPU-bound like fping -i0)",
     )
-    parser.add_argument(
-        "--burst", type=int, default=500, help="slawatch packets sent back to back before reading (500)"
-    )
-    parser.add_argument("--timeout", type=float, default=1.0, help="per-packet timeout, s (1.0), both tools")
+    parser.add_argument("--burst", type=int, default=64, help="slawatch packets sent between reads (64)")
+    parser.add_argument("--timeout", type=float, default=1.0, help="per-packet timeout, s (1.0), all tools")
     parser.add_argument("--fping", default=shutil.which("fping"), help="fping binary (default: from PATH)")
     args = parser.parse_args(argv)
-    sizes = args.targets or [10_000]
+    sizes = args.targets or [10_000, 100_000]
     if os.geteuid() != 0:
         print("warning: not root; raw sockets and fping -i0 may be refused", file=sys.stderr)
     if not args.fping:
         parser.error("fping not found: apt-get install fping, or pass --fping PATH")
 
-    rows: list[tuple[Run, Run]] = []
+    fping_version = subprocess.run([args.fping, "-v"], capture_output=True, text=True).stdout.strip()
+    load_before = loadavg()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    runs: dict[tuple[int, str], list[Run]] = {}
     for n in sizes:
         targets = loopback_targets(n)
         target_files: list[str] = []
@@ -171,33 +231,48 @@ def main(argv: list[str] | None = None) -> int:
                 f.write("\n".join(targets[start : start + FPING_CHUNK]) + "\n")
                 target_files.append(f.name)
         try:
-            ours: list[Run] = []
-            theirs: list[Run] = []
             for _ in range(args.repeat):
-                ours.append(asyncio.run(run_slawatch(targets, args.rate, args.burst, args.timeout)))
-                theirs.append(run_fping(args.fping, target_files, n, args.timeout))
+                runs.setdefault((n, "slawatch"), []).append(
+                    asyncio.run(run_slawatch(targets, args.rate, args.burst, args.timeout))
+                )
+                runs.setdefault((n, "fping"), []).append(run_fping(args.fping, target_files, n, args.timeout))
+                runs.setdefault((n, "limit"), []).append(run_limit(targets, args.timeout))
         finally:
             for name in target_files:
                 os.unlink(name)
-        rows.append((median_run(ours), median_run(theirs)))
 
-    fping_version = subprocess.run([args.fping, "-v"], capture_output=True, text=True).stdout.strip()
+    print(f"# {started}; {machine()}; python {sys.version.split()[0]}; {fping_version}")
     print(
-        f"# python {sys.version.split()[0]}, {fping_version}, {os.cpu_count()} CPUs, "
-        f"median of {args.repeat}, rate={args.rate:g}/s burst={args.burst}"
+        f"# load average before {load_before}, after {loadavg()}; {args.repeat} repeats interleaved; "
+        f"slawatch rate={args.rate:g}/s burst={args.burst}; median (min-max)"
     )
-    header = f"{'targets':>8}  {'tool':<20} {'wall s':>7} {'pings/s':>9} {'CPU µs/ping':>11} {'replies':>8}"
+    header = f"{'targets':>8}  {'tool':<22} {'pings/s':>24} {'CPU µs/ping':>20} {'replies':>8}"
     print(header)
     print("-" * len(header))
-    for ours_run, fping_run in rows:
-        for r in (ours_run, fping_run):
+    for n in sizes:
+        fping_label = "fping -c1 -q -i0" + (f" x{-(-n // FPING_CHUNK)}" if n > FPING_CHUNK else "")
+        labels = {"slawatch": "slawatch Pinger (raw)", "fping": fping_label, "limit": "limit (1 raw socket)"}
+        for tool in TOOLS:
+            rs = runs[n, tool]
             print(
-                f"{r.targets:>8}  {r.tool:<20} {r.wall_s:>7.3f} {r.pings_per_s:>9,.0f} "
-                f"{r.cpu_us_per_ping:>11.1f} {r.replies:>8}"
+                f"{n:>8}  {labels[tool]:<22} {spread([r.pings_per_s for r in rs], ',.0f'):>24} "
+                f"{spread([r.cpu_us_per_ping for r in rs], '.1f'):>20} {min(r.replies for r in rs):>8}"
             )
-        speed = ours_run.pings_per_s / fping_run.pings_per_s
-        cpu = ours_run.cpu_us_per_ping / fping_run.cpu_us_per_ping
-        print(f"{ours_run.targets:>8}  {'ratio slawatch/fping':<20} {'':>7} {speed:>8.2f}x {cpu:>10.2f}x")
+        ours = runs[n, "slawatch"]
+        for ref in ("fping", "limit"):
+            theirs = runs[n, ref]
+            speed = [a.pings_per_s / b.pings_per_s for a, b in zip(ours, theirs, strict=True)]
+            cpu = [a.cpu_us_per_ping / b.cpu_us_per_ping for a, b in zip(ours, theirs, strict=True)]
+            med_speed = statistics.median(r.pings_per_s for r in ours) / statistics.median(
+                r.pings_per_s for r in theirs
+            )
+            med_cpu = statistics.median(r.cpu_us_per_ping for r in ours) / statistics.median(
+                r.cpu_us_per_ping for r in theirs
+            )
+            print(
+                f"{n:>8}  {'slawatch / ' + ref:<22} {f'{med_speed:.2f}x ({min(speed):.2f}-{max(speed):.2f})':>24} "
+                f"{f'{med_cpu:.2f}x ({min(cpu):.2f}-{max(cpu):.2f})':>20}"
+            )
     return 0
 
 

@@ -46,11 +46,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ctypes
 import errno
-import heapq
 import ipaddress
-import itertools
 import logging
 import os
 import secrets
@@ -58,7 +56,8 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal
@@ -95,10 +94,14 @@ _ICMPV6_FILTER: Final = 1
 _SO_RCVBUFFORCE: Final = 33  # <asm-generic/socket.h>; not exported by the socket module
 
 _HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+_ADDR4 = struct.Struct("!I")  # sin_addr in a struct sockaddr_in
 _RECV_SIZE: Final = 4096  # bytes; larger than any reply we accept
 _READS_PER_CALLBACK: Final = 4096  # datagrams drained per readiness callback before yielding to the loop
 _RETRY_NS: Final = 1_000_000  # ns; a send that hit a full socket buffer is retried this much later
+_MIN_SLEEP_NS: Final = 1_000_000  # ns; the event loop's selector sleeps in whole milliseconds
+_SPIN_NS: Final = 50_000  # ns; a shorter wait for tokens just yields to the event loop once
 _SEQ_MOD: Final = 65536
+_MMSG_MAX: Final = 256  # IPv4 packets per sendmmsg call at most
 
 _IcmpSocketKind = Literal["raw", "dgram"]
 
@@ -213,9 +216,15 @@ class PingResult:
 
 
 class _Batch:
-    """One ``ping_many`` call: counts outstanding packet outcomes and wakes the caller at zero."""
+    """One ``ping_many`` call: its packets' outcomes, its timers, and the caller's future.
 
-    __slots__ = ("cancelled", "future", "interval_ns", "remaining", "timeout_ns")
+    ``later`` holds the batch's next packets as ``(due ns, target)`` and ``deadlines`` its packets in flight
+    as pending records, both in time order: every packet of a batch has the same interval and timeout, and
+    packets are sent in time order, so two FIFOs replace a heap (O(1) per packet). When the batch completes,
+    both are dropped at once, so answered packets leave no timer behind.
+    """
+
+    __slots__ = ("cancelled", "deadlines", "future", "interval_ns", "later", "remaining", "timeout_ns")
 
     def __init__(
         self, future: asyncio.Future[None], remaining: int, interval_ns: int, timeout_ns: int
@@ -225,21 +234,98 @@ class _Batch:
         self.interval_ns = interval_ns
         self.timeout_ns = timeout_ns
         self.cancelled = False
+        self.later: deque[tuple[int, _Target]] = deque()
+        self.deadlines: deque[_Pending] = deque()
 
 
 class _Target:
     """Mutable per-target state during one call."""
 
-    __slots__ = ("address", "batch", "dest", "rtts", "sent", "to_send", "v6")
+    __slots__ = ("address", "base", "batch", "dest", "rtts", "sent", "to_send")
 
-    def __init__(self, address: str, v6: bool, to_send: int, batch: _Batch) -> None:
+    def __init__(self, address: str, base: int | None, to_send: int, batch: _Batch) -> None:
         self.address = address  # canonical text form, as recvfrom() reports the reply's source
         self.dest = (address, 0)
-        self.v6 = v6
+        # IPv4: the address as an integer shifted left by 16, so that ``base | seq`` is the pending key;
+        # IPv6: None, and the key is ``(address, seq)``.
+        self.base = base
         self.to_send = to_send
         self.sent = 0
         self.rtts: list[float] = []
         self.batch = batch
+
+
+# A packet in flight: (target, send time ns, pending key). The same tuple is the value in ``Pinger._pending``
+# and the entry in its batch's deadline FIFO, so a timeout checks identity (``pending.get(key) is rec``).
+_Key = int | tuple[str, int]
+_Pending = tuple[_Target, int, _Key]
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.c_void_p),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
+
+
+def _libc_sendmmsg() -> Callable[..., int] | None:
+    """glibc's ``sendmmsg(2)`` (Linux), or None where it is missing: then ``sendto`` is used."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sendmmsg
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    return fn
+
+
+_SENDMMSG: Final = _libc_sendmmsg()
+
+
+class _Mmsg:
+    """Preallocated ``sendmmsg`` vectors for up to ``size`` IPv4 echo requests: per packet, only the
+    8-byte ICMP header and the 4-byte destination are written; payloads, lengths and pointers are set once."""
+
+    def __init__(self, size: int, payload: bytes) -> None:
+        self.size = size
+        self.packet_size = psize = 8 + len(payload)
+        self.packets = ctypes.create_string_buffer(psize * size)
+        self.addrs = ctypes.create_string_buffer(16 * size)
+        self.iov = (_Iovec * size)()
+        self.msgs = (_Mmsghdr * size)()
+        self.msg_size = ctypes.sizeof(_Mmsghdr)
+        self.msgs_at = ctypes.addressof(self.msgs)
+        packets_at, addrs_at = ctypes.addressof(self.packets), ctypes.addressof(self.addrs)
+        for j in range(size):
+            ctypes.memmove(packets_at + j * psize + 8, payload, len(payload))
+            struct.pack_into("=HH", self.addrs, 16 * j, socket.AF_INET, 0)  # sin_family, sin_port
+            self.iov[j].base = packets_at + j * psize
+            self.iov[j].len = psize
+            hdr = self.msgs[j].hdr
+            hdr.name = addrs_at + 16 * j
+            hdr.namelen = 16
+            hdr.iov = ctypes.addressof(self.iov[j])
+            hdr.iovlen = 1
 
 
 def _permission_message(kind: str) -> str:
@@ -348,25 +434,31 @@ class Pinger:
             (socket.AF_INET if n.version == 4 else socket.AF_INET6, int(n.network_address), int(n.netmask))
             for n in self._allowed
         ]
+        self._v4_masks = [(net, mask) for fam, net, mask in self._allowed_masks if fam == socket.AF_INET]
         cookie = secrets.token_bytes(8)
         self._codec = EchoCodec(secrets.randbelow(_SEQ_MOD), cookie + bytes(payload_size - 8))
         self._seq = 0  # next sequence number to try, 0..65535
+
+        plen = len(self._codec.payload)
+        # a raw IPv4 reply: IPv4 header without options, ICMP header, payload -- one unpack per reply
+        self._v4_reply = struct.Struct(f"!B8xB2xI4xBBHHH{plen}s")
+        self._v4_reply_len = 28 + plen
+        self._buf = bytearray(_RECV_SIZE)
+        self._mmsg = _Mmsg(min(_MMSG_MAX, self._burst), self._codec.payload) if _SENDMMSG is not None else None
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock4: socket.socket | None = None
         self._sock6: socket.socket | None = None
         self._kind: _IcmpSocketKind | None = None
         self._raw = False
-        # (address, sequence) -> (target, send time ns)
-        self._pending: dict[tuple[str, int], tuple[_Target, int]] = {}
-        # send queue: (due time ns, tie-breaker, target)
-        self._send_heap: list[tuple[int, int, _Target]] = []
-        self._order = itertools.count()
-        self._send_wake = asyncio.Event()
-        # deadlines: (deadline ns, send time ns, address, sequence); stale entries are skipped lazily
-        self._deadlines: list[tuple[int, int, str, int]] = []
-        self._sweep_wake = asyncio.Event()
-        self._sweep_at: int | None = None  # deadline the sweeper sleeps until, None if idle
+        # pending key (``_Target.base | seq`` for IPv4, ``(address, seq)`` for IPv6) -> pending record
+        self._pending: dict[_Key, _Pending] = {}
+        self._ready: deque[_Target] = deque()  # targets whose next packet is due now, in order
+        self._later_batches: list[_Batch] = []  # batches with packets due later (``_Batch.later``)
+        self._sweeping: set[_Batch] = set()  # batches with packets in flight (``_Batch.deadlines``)
+        self._sweep_at: int | None = None  # when the timeout callback is scheduled (monotonic ns)
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._wake_sender: asyncio.Future[None] | None = None  # set while the sender sleeps
         self._batches: set[_Batch] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -409,16 +501,10 @@ class Pinger:
             raise
         self._kind = "raw" if kind == "raw" else "dgram"
         self._raw = kind == "raw"
-        self._send_wake = asyncio.Event()  # created here: bound to the loop that runs this pinger
-        self._sweep_wake = asyncio.Event()
-        self._sweep_at = None
         self._loop = loop
         self._sock4 = sock
-        loop.add_reader(sock.fileno(), self._on_readable, sock, False)
-        self._tasks = [
-            loop.create_task(self._send_loop(), name="icmp-sender"),
-            loop.create_task(self._sweep_loop(), name="icmp-timeouts"),
-        ]
+        loop.add_reader(sock.fileno(), self._read4)
+        self._tasks = [loop.create_task(self._send_loop(), name="icmp-sender")]
 
     async def close(self) -> None:
         """Stop the tasks, close the sockets; calls still waiting raise :class:`CollectorError`."""
@@ -429,6 +515,9 @@ class Pinger:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        self._sweep_handle = self._sweep_at = None
         for sock in (self._sock4, self._sock6):
             if sock is not None:
                 loop.remove_reader(sock.fileno())
@@ -437,10 +526,13 @@ class Pinger:
         for batch in self._batches:
             if not batch.future.done():
                 batch.future.set_exception(CollectorError("pinger closed while pinging"))
+            batch.later.clear()
+            batch.deadlines.clear()
         self._batches.clear()
         self._pending.clear()
-        self._send_heap.clear()
-        self._deadlines.clear()
+        self._ready.clear()
+        self._later_batches.clear()
+        self._sweeping.clear()
 
     async def __aenter__(self) -> Pinger:
         await self.open()
@@ -471,7 +563,7 @@ class Pinger:
             sock.close()
             raise
         self._sock6 = sock
-        self._loop.add_reader(sock.fileno(), self._on_readable, sock, True)
+        self._loop.add_reader(sock.fileno(), self._read_generic, sock, True)
         return sock
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -482,6 +574,20 @@ class Pinger:
         Raises ``ValueError`` otherwise (not an IP address, or outside :attr:`allowed_networks`).
         IPv6 link-local addresses may carry a zone given by interface name (``fe80::1%eth0``).
         """
+        return self._canonical(address)[0]
+
+    def _canonical(self, address: str) -> tuple[str, int | None]:
+        """(canonical text form, IPv4 pending-key base or None for IPv6); see :meth:`check_allowed`."""
+        if ":" not in address:
+            try:
+                value = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+            except OSError:
+                pass
+            else:
+                # glibc's inet_pton takes only 4 decimal parts without leading zeros: already canonical
+                for net, mask in self._v4_masks:
+                    if value & mask == net:
+                        return address, value << 16
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
             packed = socket.inet_pton(family, address)
@@ -496,7 +602,7 @@ class Pinger:
         value = int.from_bytes(packed, "big")
         for fam, net, mask in self._allowed_masks:
             if fam == family and value & mask == net:
-                return canonical
+                return canonical, (value << 16 if family == socket.AF_INET else None)
         allowed = ", ".join(sorted(str(n) for n in self._allowed))
         raise ValueError(f"refusing to ping {address}: not inside the allowed networks ({allowed})")
 
@@ -525,158 +631,363 @@ class Pinger:
         if loop is None:
             raise RuntimeError("Pinger is not open: use `async with Pinger() as p:` or `await p.open()`")
         originals = list(dict.fromkeys(addresses))
-        canonical = {a: self.check_allowed(a) for a in originals}  # raises before anything is sent
+        canonical = {a: self._canonical(a) for a in originals}  # raises before anything is sent
         if not originals:
             return {}
-        distinct = list(dict.fromkeys(canonical.values()))
-        if self._sock6 is None and any(":" in a for a in distinct):
+        batch = _Batch(loop.create_future(), 0, int(interval * 1e9), int(timeout * 1e9))
+        targets: dict[str, _Target] = {}
+        for address, base in canonical.values():
+            if address not in targets:
+                targets[address] = _Target(address, base, count, batch)
+        if self._sock6 is None and any(t.base is None for t in targets.values()):
             self._open_v6()
-        batch = _Batch(loop.create_future(), count * len(distinct), int(interval * 1e9), int(timeout * 1e9))
-        targets = {a: _Target(a, ":" in a, count, batch) for a in distinct}
+        batch.remaining = count * len(targets)
         self._batches.add(batch)
-        now = time.monotonic_ns()
-        heap, order = self._send_heap, self._order
-        heap.extend([(now, next(order), target) for target in targets.values()])
-        heapq.heapify(heap)
-        self._send_wake.set()
+        self._ready.extend(targets.values())
+        if self._wake_sender is not None:
+            _wake(self._wake_sender)
         try:
             await batch.future
         except asyncio.CancelledError:
             batch.cancelled = True  # the sender drops its remaining packets
+            batch.later.clear()
             raise
         finally:
             self._batches.discard(batch)
         results: dict[str, PingResult] = {}
-        for original, address in canonical.items():
+        for original, (address, _) in canonical.items():
             t = targets[address]
             results[original] = PingResult(original, t.sent, len(t.rtts), tuple(t.rtts))
         return results
 
     # -- internals ----------------------------------------------------------------------------------------
+    #
+    # Hot paths. Per packet sent: one deque pop, one dict insert, one deque append, one ``sendto``; per reply
+    # received: one ``recv_into`` into a preallocated buffer, one ``struct`` unpack, one dict pop. No heap,
+    # no asyncio timer and no object other than the pending record per packet; the timers are per batch.
 
-    def _outcome(self, target: _Target, rtt_ns: int | None) -> None:
-        """Record the outcome of one packet of ``target``: an RTT in ns, or None when lost."""
-        if rtt_ns is not None:
-            target.rtts.append(rtt_ns / 1e6)
-        batch = target.batch
-        batch.remaining -= 1
-        if batch.remaining <= 0 and not batch.future.done():
+    def _pending_seqs(self, address: str) -> list[int]:
+        """Sequence numbers pending for canonical ``address`` (for tests and debugging)."""
+        base = self._canonical(address)[1]
+        if base is None:
+            return [k[1] for k in self._pending if isinstance(k, tuple) and k[0] == address]
+        return [k & 0xFFFF for k in self._pending if isinstance(k, int) and k >> 16 == base >> 16]
+
+    def _complete(self, batch: _Batch) -> None:
+        """All packets of ``batch`` have an outcome: wake the caller and drop the batch's timers."""
+        batch.deadlines.clear()
+        batch.later.clear()
+        self._sweeping.discard(batch)
+        if not batch.future.done():
             batch.future.set_result(None)
 
-    def _next_seq(self, address: str) -> int:
-        """Next sequence number (wrapping at 65536) not pending for ``address``."""
-        pending = self._pending
+    def _lost(self, target: _Target) -> None:
+        batch = target.batch
+        batch.remaining -= 1
+        if batch.remaining <= 0:
+            self._complete(batch)
+
+    def _free_key(self, target: _Target) -> tuple[int, _Key]:
+        """A sequence number (wrapping at 65536) not pending for ``target``, and its pending key."""
+        pending, base = self._pending, target.base
         for _ in range(_SEQ_MOD):
             seq = self._seq
-            self._seq = (seq + 1) % _SEQ_MOD
-            if (address, seq) not in pending:
-                return seq
-        raise CollectorError(f"65536 packets pending for {address}", target=address)
+            self._seq = (seq + 1) & 0xFFFF
+            key: _Key = base | seq if base is not None else (target.address, seq)
+            if key not in pending:
+                return seq, key
+        raise CollectorError(f"65536 packets pending for {target.address}", target=target.address)
 
-    def _send_one(self, target: _Target) -> int | None:
-        """Send the next packet of ``target``. Return None if sent (or failed for good), else a retry time."""
+    def _arm_sweep(self, deadline_ns: int) -> None:
+        if self._sweep_at is None or deadline_ns < self._sweep_at:
+            assert self._loop is not None
+            if self._sweep_handle is not None:
+                self._sweep_handle.cancel()
+            self._sweep_at = deadline_ns
+            self._sweep_handle = self._loop.call_at(deadline_ns / 1e9, self._sweep)  # loop.time() = monotonic
+
+    def _sweep(self) -> None:
+        """Timer callback: packets past their batch's timeout count as lost; re-arm for the next deadline."""
+        self._sweep_handle = self._sweep_at = None
+        now = time.monotonic_ns()
+        pending = self._pending
+        next_at: int | None = None
+        for batch in list(self._sweeping):
+            fifo, timeout_ns = batch.deadlines, batch.timeout_ns
+            while fifo:
+                rec = fifo[0]
+                deadline = rec[1] + timeout_ns
+                if deadline > now:
+                    if next_at is None or deadline < next_at:
+                        next_at = deadline
+                    break
+                fifo.popleft()
+                if pending.get(rec[2]) is rec:  # else answered already
+                    del pending[rec[2]]
+                    self._lost(rec[0])
+            if not fifo:
+                self._sweeping.discard(batch)
+        if next_at is not None:
+            self._arm_sweep(next_at)
+
+    def _promote(self, now: int) -> None:
+        """Move packets whose due time has come from their batch's ``later`` FIFO to the ready queue."""
+        ready = self._ready
+        keep: list[_Batch] = []
+        for batch in self._later_batches:
+            later = batch.later
+            while later and later[0][0] <= now:
+                ready.append(later.popleft()[1])
+            if later:
+                keep.append(batch)
+        self._later_batches = keep
+
+    def _next_due(self) -> int | None:
+        heads = [b.later[0][0] for b in self._later_batches if b.later]
+        return min(heads) if heads else None
+
+    def _send_burst(self, n: int) -> tuple[int, bool]:
+        """Send up to ``n`` due packets; return (packets sent or failed for good, blocked by the socket).
+
+        Runs of IPv4 targets go out with one ``sendmmsg`` per up to 256 packets where available (one system
+        call instead of one per packet); IPv6 targets, and IPv4 without ``sendmmsg``, one ``sendto`` each.
+        """
+        ready = self._ready
+        done = 0
+        while done < n and ready:
+            if self._mmsg is not None and ready[0].base is not None:
+                sent, blocked = self._send_v4_batch(min(n - done, self._mmsg.size))
+            else:
+                sent, blocked = self._send_each(1)
+            done += sent
+            if blocked:
+                return done, True
+        return done, False
+
+    def _record(self, target: _Target, sent_ns: int, key: _Key | None) -> None:
+        """Bookkeeping after one packet of ``target`` was sent (``key``) or failed for good (None)."""
         batch = target.batch
-        address = target.address
-        v6 = target.v6
-        seq = self._next_seq(address)
-        packet = self._codec.request(seq, v6)
-        sock = self._sock6 if v6 else self._sock4
-        assert sock is not None
-        sent_ns = time.monotonic_ns()
-        try:
-            sock.sendto(packet, target.dest)
-        except (BlockingIOError, InterruptedError):
-            return sent_ns + _RETRY_NS
-        except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                return sent_ns + _RETRY_NS
-            # no route, unreachable, refused by a firewall, ...: the packet counts as sent and lost
-            log.debug("sendto %s failed: %s", address, exc)
-            target.sent += 1
-            target.to_send -= 1
-            self._outcome(target, None)
-            return None
+        if key is not None:
+            rec = (target, sent_ns, key)
+            self._pending[key] = rec
+            fifo = batch.deadlines
+            if not fifo:
+                self._sweeping.add(batch)
+                self._arm_sweep(sent_ns + batch.timeout_ns)
+            fifo.append(rec)
         target.sent += 1
         target.to_send -= 1
-        self._pending[address, seq] = (target, sent_ns)
-        deadline = sent_ns + batch.timeout_ns
-        heapq.heappush(self._deadlines, (deadline, sent_ns, address, seq))
-        sweep_at = self._sweep_at
-        if sweep_at is None or deadline < sweep_at:
-            self._sweep_at = deadline
-            self._sweep_wake.set()
-        return None
+        if target.to_send > 0:
+            if batch.interval_ns:
+                if not batch.later:
+                    self._later_batches.append(batch)
+                batch.later.append((sent_ns + batch.interval_ns, target))
+            else:
+                self._ready.append(target)
+        if key is None:
+            self._lost(target)
+
+    def _send_v4_batch(self, k: int) -> tuple[int, bool]:
+        """Send the next (up to ``k``) IPv4 packets of the ready queue with ``sendmmsg``."""
+        mm, ready, pending = self._mmsg, self._ready, self._pending
+        sock = self._sock4
+        assert mm is not None and sock is not None and _SENDMMSG is not None
+        codec = self._codec
+        ident, request_base = codec.identifier, codec._request_base4
+        packets, addrs, psize = mm.packets, mm.addrs, mm.packet_size
+        pack_header, pack_addr = _HEADER.pack_into, _ADDR4.pack_into
+        batch_targets: list[_Target] = []
+        keys: list[int] = []
+        j = 0
+        while j < k and ready:
+            target = ready[0]
+            base = target.base
+            if base is None:
+                break
+            ready.popleft()
+            if target.batch.cancelled:
+                continue
+            seq = self._seq
+            self._seq = (seq + 1) & 0xFFFF
+            key = base | seq
+            if key in pending:
+                seq, free = self._free_key(target)
+                assert isinstance(free, int)
+                key = free
+            total = request_base + seq
+            total = (total & 0xFFFF) + (total >> 16)
+            csum = ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF
+            pack_header(packets, j * psize, ICMP_ECHO_REQUEST, 0, csum, ident, seq)
+            pack_addr(addrs, 16 * j + 4, base >> 16)
+            batch_targets.append(target)
+            keys.append(key)
+            j += 1
+        fd, at, msg_size = sock.fileno(), mm.msgs_at, mm.msg_size
+        done = 0
+        while done < j:
+            sent_ns = time.monotonic_ns()
+            r = _SENDMMSG(fd, at + done * msg_size, j - done, 0)
+            if r > 0:
+                for i in range(done, done + r):
+                    self._record(batch_targets[i], sent_ns, keys[i])
+                done += r
+                continue
+            err = ctypes.get_errno()
+            if err in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR):
+                ready.extendleft(reversed(batch_targets[done:]))  # retried later, in the same order
+                return done, True
+            # no route, unreachable, refused by a firewall, ...: the packet counts as sent and lost
+            log.debug("sendmmsg to %s failed: %s", batch_targets[done].address, os.strerror(err))
+            self._record(batch_targets[done], sent_ns, None)
+            done += 1
+        return done, False
+
+    def _send_each(self, n: int) -> tuple[int, bool]:
+        """Send up to ``n`` due packets with one ``sendto`` each (see :meth:`_send_burst`)."""
+        ready, pending, codec = self._ready, self._pending, self._codec
+        done = 0
+        while done < n and ready:
+            target = ready.popleft()
+            if target.batch.cancelled:
+                continue
+            base = target.base
+            seq = self._seq
+            self._seq = (seq + 1) & 0xFFFF
+            key: _Key = base | seq if base is not None else (target.address, seq)
+            if key in pending:
+                seq, key = self._free_key(target)
+            sock = self._sock4 if base is not None else self._sock6
+            assert sock is not None
+            packet = codec.request(seq, base is None)
+            sent_ns = time.monotonic_ns()
+            try:
+                sock.sendto(packet, target.dest)
+            except (BlockingIOError, InterruptedError):
+                ready.appendleft(target)
+                return done, True
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    ready.appendleft(target)
+                    return done, True
+                # no route, unreachable, refused by a firewall, ...: the packet counts as sent and lost
+                log.debug("sendto %s failed: %s", target.address, exc)
+                self._record(target, sent_ns, None)
+            else:
+                self._record(target, sent_ns, key)
+            done += 1
+        return done, False
+
+    async def _sleep(self, delay_ns: int | None) -> None:
+        """Sleep ``delay_ns`` (None: until woken); :meth:`ping_many` wakes the sender early with new work."""
+        loop = self._loop
+        assert loop is not None
+        future = loop.create_future()
+        self._wake_sender = future
+        handle = None if delay_ns is None else loop.call_later(delay_ns / 1e9, _wake, future)
+        try:
+            await future
+        finally:
+            self._wake_sender = None
+            if handle is not None:
+                handle.cancel()
 
     async def _send_loop(self) -> None:
-        """The one sender: pops due packets from the send heap through a token bucket (rate, burst)."""
-        heap = self._send_heap
-        wake = self._send_wake
+        """The one sender: sends due packets through a token bucket (``rate``, ``burst``).
+
+        After each burst it reads the replies that burst produced right away (the same reader the event
+        loop calls), then yields to the loop. It sleeps only when it must wait for a due time or for tokens,
+        and then for at least ~1 ms worth of tokens: the event loop's selector cannot sleep for less.
+        """
+        ready = self._ready
         per_ns = self._rate / 1e9  # tokens (packets) per ns
         burst = float(self._burst)
+        chunk = max(1.0, min(burst, self._rate * _MIN_SLEEP_NS / 1e9))  # tokens worth waking up for
         tokens = burst
         last = time.monotonic_ns()
         while True:
-            if not heap:
-                wake.clear()
-                await wake.wait()
-                continue
             now = time.monotonic_ns()
+            if self._later_batches:
+                self._promote(now)
             tokens = min(burst, tokens + (now - last) * per_ns)
             last = now
-            while heap and tokens >= 1.0 and heap[0][0] <= now:
-                _, _, target = heapq.heappop(heap)
-                if target.batch.cancelled:
-                    continue
-                retry_at = self._send_one(target)
-                if retry_at is not None:
-                    heapq.heappush(heap, (retry_at, next(self._order), target))
-                    continue
-                tokens -= 1.0
-                if target.to_send > 0:
-                    due = time.monotonic_ns() + target.batch.interval_ns
-                    heapq.heappush(heap, (due, next(self._order), target))
-            if not heap:
+            if not ready:
+                due = self._next_due()
+                await self._sleep(None if due is None else max(0, due - now))
                 continue
-            now = time.monotonic_ns()
-            wait_ns = heap[0][0] - now
             if tokens < 1.0:
-                wait_ns = max(wait_ns, int((1.0 - tokens) / per_ns))
-            if wait_ns <= 0:
-                await asyncio.sleep(0)  # let the reader drain replies between bursts
+                wait_ns = int((chunk - tokens) / per_ns)
+                if wait_ns < _SPIN_NS:
+                    await asyncio.sleep(0)
+                else:
+                    await self._sleep(wait_ns)
                 continue
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_ns / 1e9):
-                    await wake.wait()
+            done, blocked = self._send_burst(int(tokens))
+            tokens -= done
+            self._read_all()
+            if blocked:
+                await self._sleep(_RETRY_NS)
+            else:
+                await asyncio.sleep(0)  # let other tasks and callbacks run between bursts
 
-    async def _sweep_loop(self) -> None:
-        """The one timeout task: expires pending packets whose deadline passed (deadline-ordered heap)."""
-        heap = self._deadlines
-        pending = self._pending
-        wake = self._sweep_wake
-        while True:
-            now = time.monotonic_ns()
-            while heap and heap[0][0] <= now:
-                _, sent_ns, address, seq = heapq.heappop(heap)
-                entry = pending.get((address, seq))
-                if entry is not None and entry[1] == sent_ns:  # else answered already (stale entry)
-                    del pending[address, seq]
-                    self._outcome(entry[0], None)
-            wake.clear()
-            if not heap:
-                self._sweep_at = None
-                await wake.wait()
+    def _read_all(self) -> None:
+        if self._sock4 is not None:
+            if self._raw:
+                self._read4()
+            else:
+                self._read_generic(self._sock4, False)
+        if self._sock6 is not None:
+            self._read_generic(self._sock6, True)
+
+    def _read4(self) -> None:
+        """Reader of the IPv4 socket; raw sockets take the fast path (no allocation but the payload)."""
+        sock = self._sock4
+        if sock is None:
+            return
+        if not self._raw:
+            self._read_generic(sock, False)
+            return
+        recv_into, buf = sock.recv_into, self._buf
+        unpack, size = self._v4_reply.unpack_from, self._v4_reply_len
+        codec = self._codec
+        ident, payload, reply_base = codec.identifier, codec.payload, codec._reply_base4
+        pending, monotonic_ns = self._pending, time.monotonic_ns
+        for _ in range(_READS_PER_CALLBACK):
+            try:
+                n = recv_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("recv failed: %s", exc)
                 continue
-            self._sweep_at = heap[0][0]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout((heap[0][0] - now) / 1e9):
-                    await wake.wait()
+            if n == size:
+                vihl, proto, source, rtype, code, csum, rid, seq, data = unpack(buf)
+                if vihl != 0x45 or proto != 1 or rtype or code or rid != ident or data != payload:
+                    continue
+                total = reply_base + csum + rid + seq
+                total = (total & 0xFFFF) + (total >> 16)
+                if (total & 0xFFFF) + (total >> 16) != 0xFFFF:
+                    continue
+            elif n > 20 and buf[0] & 0x0F > 5:  # IP options: the general parser
+                parsed = codec.parse_reply(bytes(buf[:n]), False, True)
+                if parsed is None or parsed[0] != ident:
+                    continue
+                source, seq = int.from_bytes(buf[12:16], "big"), parsed[1]
+            else:
+                continue
+            rec = pending.pop(source << 16 | seq, None)
+            if rec is None:  # a duplicate, a late reply (already timed out), or not ours
+                continue
+            target = rec[0]
+            target.rtts.append((monotonic_ns() - rec[1]) / 1e6)
+            batch = target.batch
+            batch.remaining -= 1
+            if batch.remaining <= 0:
+                self._complete(batch)
 
-    def _on_readable(self, sock: socket.socket, v6: bool) -> None:
-        """Reader callback: drain replies from ``sock`` and match them to pending packets."""
+    def _read_generic(self, sock: socket.socket, v6: bool) -> None:
+        """Reader of datagram sockets (IPv4) and of the IPv6 socket: ``recvfrom`` and the codec."""
         recvfrom = sock.recvfrom
         parse = self._codec.parse_reply
-        ip_header = self._raw and not v6
         check_ident = self._raw
         ident = self._codec.identifier
         pending = self._pending
@@ -689,15 +1000,17 @@ class Pinger:
                 log.debug("recvfrom failed: %s", exc)
                 continue
             now = time.monotonic_ns()
-            parsed = parse(data, v6, ip_header)
+            parsed = parse(data, v6, False)
             if parsed is None or (check_ident and parsed[0] != ident):
                 continue
-            entry = pending.pop((source[0], parsed[1]), None)
-            if entry is None:  # a duplicate, a late reply (already timed out), or not ours
+            seq = parsed[1]
+            key: _Key = (source[0], seq) if v6 else int.from_bytes(socket.inet_aton(source[0]), "big") << 16 | seq
+            rec = pending.pop(key, None)
+            if rec is None:
                 continue
-            target = entry[0]
-            target.rtts.append((now - entry[1]) / 1e6)
+            target = rec[0]
+            target.rtts.append((now - rec[1]) / 1e6)
             batch = target.batch
             batch.remaining -= 1
-            if batch.remaining <= 0 and not batch.future.done():
-                batch.future.set_result(None)
+            if batch.remaining <= 0:
+                self._complete(batch)

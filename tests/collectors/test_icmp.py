@@ -103,7 +103,7 @@ async def open_pinger(**kwargs: object) -> Pinger:
 async def wait_pending(pinger: Pinger, address: str, n: int = 1) -> list[int]:
     """Sequence numbers pending for ``address`` once there are ``n`` of them (white box)."""
     for _ in range(200):
-        seqs = [seq for (addr, seq) in pinger._pending if addr == address]
+        seqs = pinger._pending_seqs(address)
         if len(seqs) >= n:
             return seqs
         await asyncio.sleep(0.005)
@@ -422,7 +422,7 @@ async def test_refusal_happens_before_anything_is_sent(pinger: Pinger) -> None:
         await pinger.ping_many(["127.0.0.1", "192.0.2.1"], count=1)
     with pytest.raises(ValueError):
         await pinger.ping("192.0.2.1")
-    assert pinger._seq == 0 and not pinger._pending and not pinger._send_heap  # nothing was sent
+    assert pinger._seq == 0 and not pinger._pending and not pinger._ready  # nothing was sent
 
 
 async def test_cancelled_call_stops_sending(pinger: Pinger) -> None:
@@ -430,7 +430,7 @@ async def test_cancelled_call_stops_sending(pinger: Pinger) -> None:
         async with asyncio.timeout(0.1):
             await pinger.ping("127.0.0.1", count=5, interval=0.3)
     await asyncio.sleep(0.4)
-    assert pinger._seq == 1 and not pinger._send_heap  # the 2nd packet was due at 0.3 s: never sent
+    assert pinger._seq == 1 and not pinger._ready and not pinger._later_batches  # the 2nd packet was due at 0.3 s: never sent
 
 
 async def test_close_fails_waiting_calls() -> None:
