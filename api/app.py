@@ -19,6 +19,7 @@ from api.limits import BodyLimit
 from api.routers import (
     alerts,
     audit,
+    daily,
     events,
     evidence,
     health,
@@ -80,6 +81,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(maintenance.router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(evidence.router, prefix=API_PREFIX, dependencies=authenticated)
-    for router in (queue.router, audit.router, tokens.router):
+    for router in (queue.router, audit.router, tokens.router, daily.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app

@@ -393,6 +393,83 @@ def score_incident(
 
 
 # ---------------------------------------------------------------------- claim rule
+@dataclass(frozen=True, slots=True)
+class ClaimStatus:
+    """One channel offline at a claim instant, and what the claim rule (SPEC §5, R4) makes of it: a breach when
+    its stretch is ``long_enough`` (began at least ``claim_grace`` before), it is not inside ``maintenance``, and
+    its incident is neither ``excluded`` nor ``acknowledged`` by then."""
+
+    at: datetime
+    position: int
+    channel: str
+    node: str
+    incident: IncidentView | None
+    stretch_start: datetime | None
+    long_enough: bool
+    maintenance: bool
+    excluded: bool
+    acknowledged: bool
+
+    @property
+    def breach(self) -> bool:
+        return (
+            self.long_enough
+            and not self.maintenance
+            and self.incident is not None
+            and not self.excluded
+            and not self.acknowledged
+        )
+
+
+def claim_statuses(
+    inventory: Inventory,
+    policy: Policy,
+    history: History,
+    instants: Sequence[datetime],
+    excluded_incidents: set[str],
+    maintenance: MaintenanceIndex | None = None,
+) -> list[ClaimStatus]:
+    """Every channel offline at each of ``instants`` (those before ``history.as_of``) that an incident has held,
+    judged by the claim rule; by instant, then channel position. The one rule behind :func:`claim_breaches` and
+    the API's daily list."""
+    maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
+    instants = [t for t in instants if t < history.as_of]
+    if not instants:
+        return []
+    grace = timedelta(seconds=policy.claim_grace_s)
+    spans_of: dict[int, list[tuple[datetime, datetime | None, IncidentView]]] = {}
+    for inc in history.incidents:
+        for pos, spans in inc.intervals.items():
+            for a, b in spans:
+                spans_of.setdefault(pos, []).append((a, b, inc))
+    out: list[ClaimStatus] = []
+    for pos in history.channels:
+        if pos not in spans_of:
+            continue  # never offline
+        node = inventory.channels[pos].node
+        for t in instants:
+            state, since = state_at(history.transitions[pos], history.initial[pos], t)
+            if state is not ChannelState.OFFLINE:
+                continue
+            held = next((i for a, b, i in spans_of[pos] if a <= t and (b is None or t < b)), None)
+            out.append(
+                ClaimStatus(
+                    at=t,
+                    position=pos,
+                    channel=inventory.channels[pos].label,
+                    node=node,
+                    incident=held,
+                    stretch_start=since,
+                    long_enough=since is not None and t - since >= grace,
+                    maintenance=any(a <= t < b for a, b in maintenance.spans(node)),
+                    excluded=held is not None and held.id in excluded_incidents,
+                    acknowledged=held is not None and held.ack is not None and held.ack <= t,
+                )
+            )
+    out.sort(key=lambda s: (s.at, s.position))
+    return out
+
+
 def claim_breaches(
     inventory: Inventory,
     policy: Policy,
@@ -403,33 +480,12 @@ def claim_breaches(
 ) -> list[ClaimBreach]:
     """Channels offline at each day's claim hour, long enough, unacknowledged, not inside maintenance and not
     held by an excluded incident (``excluded_incidents``: :func:`excluded_ids`) (SPEC §5, R4)."""
-    maintenance = maintenance or MaintenanceIndex(inventory, history.maintenance)
-    instants = [t for t in month.claim_instants(policy) if t < history.as_of]
-    if not instants:
-        return []
-    grace = timedelta(seconds=policy.claim_grace_s)
-    spans_of: dict[int, list[tuple[datetime, datetime | None, IncidentView]]] = {}
-    for inc in history.incidents:
-        for pos, spans in inc.intervals.items():
-            for a, b in spans:
-                spans_of.setdefault(pos, []).append((a, b, inc))
-    out: list[ClaimBreach] = []
-    for pos in history.channels:
-        if pos not in spans_of:
-            continue  # never offline
-        node = inventory.channels[pos].node
-        for t in instants:
-            state, since = state_at(history.transitions[pos], history.initial[pos], t)
-            if state is not ChannelState.OFFLINE or since is None or t - since < grace:
-                continue
-            if any(a <= t < b for a, b in maintenance.spans(node)):
-                continue
-            held = next((i for a, b, i in spans_of[pos] if a <= t and (b is None or t < b)), None)
-            if held is None or held.id in excluded_incidents:
-                continue
-            if held.ack is not None and held.ack <= t:
-                continue
-            out.append(ClaimBreach(t, inventory.channels[pos].label, held.id, since))
+    statuses = claim_statuses(inventory, policy, history, month.claim_instants(policy), excluded_incidents, maintenance)
+    out = [
+        ClaimBreach(s.at, s.channel, s.incident.id, s.stretch_start)
+        for s in statuses
+        if s.breach and s.incident is not None
+    ]
     out.sort(key=lambda b: (b.at, b.channel))
     return out
 

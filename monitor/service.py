@@ -18,11 +18,18 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from monitor.assessment import Assessment
+from monitor.assessment import (
+    Assessment,
+    ClaimStatus,
+    MaintenanceIndex,
+    claim_statuses,
+    excluded_ids,
+    verdicts,
+)
 from monitor.confirmation import ConfirmationSettings, Confirmer
 from monitor.contracts import (
     Contract,
@@ -653,6 +660,24 @@ class Service:
             if len(page) < 1000:
                 return frozenset(names)
             after = page[-1].seq
+
+    async def claim_day(self, contract: Contract, day: date) -> tuple[datetime, datetime, list[ClaimStatus]]:
+        """The daily claim-rule list of ``day`` (in the contract's zone): ``(the claim instant, as of, every channel
+        offline then, judged)`` from everything known now (the report's rule, :func:`claim_statuses`). A full
+        replay, as a report is: it runs in a worker thread."""
+        policy = contract.policy
+        at = datetime.combine(day, time(policy.claim_hour), tzinfo=policy.zone).astimezone(UTC)
+        as_of = self.clock()
+        inventory = await self.inventory()
+        events = await self.repo.load_event_log(until_known=as_of)
+
+        def judge() -> list[ClaimStatus]:
+            history = replay_history(lambda: self._engine(contract, inventory), events, as_of)
+            maintenance = MaintenanceIndex(inventory, history.maintenance)
+            excluded = excluded_ids(verdicts(inventory, history, maintenance))
+            return claim_statuses(inventory, policy, history, [at], excluded, maintenance)
+
+        return at, as_of, await asyncio.to_thread(judge)
 
     def projection_events(self) -> int | None:
         """How many stored events the projection has applied (None: no projection): fewer than are stored
