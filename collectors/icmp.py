@@ -302,6 +302,42 @@ def _libc_sendmmsg() -> Callable[..., int] | None:
 _SENDMMSG: Final = _libc_sendmmsg()
 
 
+def _libc_recvmmsg() -> Callable[..., int] | None:
+    """glibc's ``recvmmsg(2)`` (Linux), or None where it is missing: then ``recv_into`` is used."""
+    if _SENDMMSG is None:
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).recvmmsg
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+    return fn
+
+
+_RECVMMSG: Final = _libc_recvmmsg()
+_MSG_DONTWAIT: Final = 0x40  # <bits/socket.h>
+
+
+class _RecvMmsg:
+    """Preallocated ``recvmmsg`` vectors: ``size`` datagrams of at most ``stride`` bytes each, no addresses
+    (a raw IPv4 socket delivers the IP header, which holds the source)."""
+
+    def __init__(self, size: int, stride: int) -> None:
+        self.size = size
+        self.stride = stride
+        self.buf = ctypes.create_string_buffer(size * stride)
+        self.iov = (_Iovec * size)()
+        self.msgs = (_Mmsghdr * size)()
+        self.msgs_at = ctypes.addressof(self.msgs)
+        buf_at = ctypes.addressof(self.buf)
+        for j in range(size):
+            self.iov[j].base = buf_at + j * stride
+            self.iov[j].len = stride
+            self.msgs[j].hdr.iov = ctypes.addressof(self.iov[j])
+            self.msgs[j].hdr.iovlen = 1
+
+
 class _Mmsg:
     """Preallocated ``sendmmsg`` vectors for up to ``size`` IPv4 echo requests: per packet, only the
     8-byte ICMP header and the 4-byte destination are written; payloads, lengths and pointers are set once."""
@@ -441,10 +477,11 @@ class Pinger:
 
         plen = len(self._codec.payload)
         # a raw IPv4 reply: IPv4 header without options, ICMP header, payload -- one unpack per reply
-        self._v4_reply = struct.Struct(f"!B8xB2xI4xBBHHH{plen}s")
+        self._v4_reply = struct.Struct(f"!BxH5xB2xI4xBBHHH{plen}s")
         self._v4_reply_len = 28 + plen
         self._buf = bytearray(_RECV_SIZE)
         self._mmsg = _Mmsg(min(_MMSG_MAX, self._burst), self._codec.payload) if _SENDMMSG is not None else None
+        self._rmmsg = _RecvMmsg(_MMSG_MAX, 128) if _RECVMMSG is not None and 28 + plen <= 128 else None
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock4: socket.socket | None = None
@@ -939,50 +976,80 @@ class Pinger:
             self._read_generic(self._sock6, True)
 
     def _read4(self) -> None:
-        """Reader of the IPv4 socket; raw sockets take the fast path (no allocation but the payload)."""
+        """Reader of the IPv4 socket; raw sockets take the fast path (no allocation but the payload).
+
+        With ``recvmmsg`` (Linux) up to 256 replies are read per system call, and they share one receive
+        timestamp taken right after it; else one ``recv_into`` per reply into a preallocated buffer.
+        """
         sock = self._sock4
         if sock is None:
             return
         if not self._raw:
             self._read_generic(sock, False)
             return
-        recv_into, buf = sock.recv_into, self._buf
         unpack, size = self._v4_reply.unpack_from, self._v4_reply_len
         codec = self._codec
         ident, payload, reply_base = codec.identifier, codec.payload, codec._reply_base4
         pending, monotonic_ns = self._pending, time.monotonic_ns
-        for _ in range(_READS_PER_CALLBACK):
-            try:
-                n = recv_into(buf)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.debug("recv failed: %s", exc)
-                continue
-            if n == size:
-                vihl, proto, source, rtype, code, csum, rid, seq, data = unpack(buf)
-                if vihl != 0x45 or proto != 1 or rtype or code or rid != ident or data != payload:
-                    continue
-                total = reply_base + csum + rid + seq
-                total = (total & 0xFFFF) + (total >> 16)
-                if (total & 0xFFFF) + (total >> 16) != 0xFFFF:
-                    continue
-            elif n > 20 and buf[0] & 0x0F > 5:  # IP options: the general parser
-                parsed = codec.parse_reply(bytes(buf[:n]), False, True)
-                if parsed is None or parsed[0] != ident:
-                    continue
-                source, seq = int.from_bytes(buf[12:16], "big"), parsed[1]
+        rm = self._rmmsg
+        buf: ctypes.Array[ctypes.c_char] | bytearray
+        if rm is not None:
+            assert _RECVMMSG is not None
+            recvmmsg, fd, msgs_at, vlen = _RECVMMSG, sock.fileno(), rm.msgs_at, rm.size
+            buf, stride = rm.buf, rm.stride
+        else:
+            recv_into, buf, stride = sock.recv_into, self._buf, _RECV_SIZE
+        reads = 0
+        while reads < _READS_PER_CALLBACK:
+            if rm is not None:
+                count = recvmmsg(fd, msgs_at, vlen, _MSG_DONTWAIT, None)
+                if count <= 0:
+                    err = ctypes.get_errno()
+                    if err == errno.EINTR:
+                        continue
+                    if err not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                        log.debug("recvmmsg failed: %s", os.strerror(err))
+                    return
             else:
-                continue
-            rec = pending.pop(source << 16 | seq, None)
-            if rec is None:  # a duplicate, a late reply (already timed out), or not ours
-                continue
-            target = rec[0]
-            target.rtts.append((monotonic_ns() - rec[1]) / 1e6)
-            batch = target.batch
-            batch.remaining -= 1
-            if batch.remaining <= 0:
-                self._complete(batch)
+                try:
+                    recv_into(buf)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    log.debug("recv failed: %s", exc)
+                    reads += 1
+                    continue
+                count = 1
+            reads += count
+            now = monotonic_ns()
+            for off in range(0, count * stride, stride):
+                # the IP total length says how long the datagram was (also when it was truncated here)
+                vihl, length, proto, source, rtype, code, csum, rid, seq, data = unpack(buf, off)
+                if length != size or vihl != 0x45:
+                    if vihl >> 4 != 4 or vihl & 0x0F <= 5 or length > stride:
+                        continue
+                    parsed = codec.parse_reply(bytes(memoryview(buf)[off : off + length]), False, True)  # options
+                    if parsed is None or parsed[0] != ident:
+                        continue
+                    seq = parsed[1]
+                elif proto != 1 or rtype or code or rid != ident or data != payload:
+                    continue
+                else:
+                    total = reply_base + csum + rid + seq
+                    total = (total & 0xFFFF) + (total >> 16)
+                    if (total & 0xFFFF) + (total >> 16) != 0xFFFF:
+                        continue
+                rec = pending.pop(source << 16 | seq, None)
+                if rec is None:  # a duplicate, a late reply (already timed out), or not ours
+                    continue
+                target = rec[0]
+                target.rtts.append((now - rec[1]) / 1e6)
+                batch = target.batch
+                batch.remaining -= 1
+                if batch.remaining <= 0:
+                    self._complete(batch)
+            if rm is not None and count < vlen:
+                return
 
     def _read_generic(self, sock: socket.socket, v6: bool) -> None:
         """Reader of datagram sockets (IPv4) and of the IPv6 socket: ``recvfrom`` and the codec."""
