@@ -24,6 +24,7 @@ from api.routers import (
     evidence,
     health,
     incidents,
+    inventory,
     maintenance,
     metrics,
     nodes,
@@ -81,6 +82,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(maintenance.router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(evidence.router, prefix=API_PREFIX, dependencies=authenticated)
-    for router in (queue.router, audit.router, tokens.router, daily.router):
+    for router in (queue.router, audit.router, tokens.router, daily.router, inventory.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app
