@@ -154,7 +154,11 @@ def test_demo_without_serving_replays_and_reports(env: Path) -> None:
     # The base is the tariff sum of circuits active in the month: 61,875 less any decommissioned before it.
     assert Decimal(60_000) < base <= Decimal(61_875)
     assert amount == (base * share).quantize(Decimal("0.01")) and Decimal(0) <= score <= 100
-    assert "admin token: " in out
+    assert "admin token demo-admin (" in out
+    # where the points went: one line per item that lost any, the 11:00 breaches named
+    lost = re.search(r"^points lost: ([\d.]+) \(score ([\d.]+)\)$", out, re.M)
+    assert lost is not None and Decimal(lost[1]) + Decimal(lost[2]) == 100 and Decimal(lost[2]) == score
+    assert re.search(r"^  4e −[\d.]+( \(all 30\))?: \d+ breaches of the 11:00 rule", out, re.M), out
     # Running it again changes nothing already stored: identical events are one event.
     code, out, _ = run("demo", "--no-serve")
     assert code == 0 and "0 changed, 0 removed" in out and " 0 new" in out
