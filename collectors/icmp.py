@@ -219,9 +219,9 @@ class _Batch:
     """One ``ping_many`` call: its packets' outcomes, its timers, and the caller's future.
 
     ``later`` holds the batch's next packets as ``(due ns, target)`` and ``deadlines`` its packets in flight
-    as pending records, both in time order: every packet of a batch has the same interval and timeout, and
-    packets are sent in time order, so two FIFOs replace a heap (O(1) per packet). When the batch completes,
-    both are dropped at once, so answered packets leave no timer behind.
+    (see :data:`_Deadline`), both in time order: every packet of a batch has the same interval and timeout,
+    and packets are sent in time order, so two FIFOs replace a heap (O(1) per packet). When the batch
+    completes, both are dropped at once, so answered packets leave no timer behind.
     """
 
     __slots__ = ("cancelled", "deadlines", "future", "interval_ns", "later", "remaining", "timeout_ns")
@@ -235,30 +235,34 @@ class _Batch:
         self.timeout_ns = timeout_ns
         self.cancelled = False
         self.later: deque[tuple[int, _Target]] = deque()
-        self.deadlines: deque[_Pending] = deque()
+        self.deadlines: deque[_Deadline] = deque()
 
 
 class _Target:
     """Mutable per-target state during one call."""
 
-    __slots__ = ("address", "base", "batch", "dest", "rtts", "sent", "to_send")
+    __slots__ = ("address", "base", "batch", "rtts", "sent", "to_send")
 
     def __init__(self, address: str, base: int | None, to_send: int, batch: _Batch) -> None:
         self.address = address  # canonical text form, as recvfrom() reports the reply's source
-        self.dest = (address, 0)
         # IPv4: the address as an integer shifted left by 16, so that ``base | seq`` is the pending key;
         # IPv6: None, and the key is ``(address, seq)``.
         self.base = base
         self.to_send = to_send
         self.sent = 0
-        self.rtts: list[float] = []
+        self.rtts: tuple[float, ...] = ()  # grown by concatenation: few replies each, and no copy at the end
         self.batch = batch
 
 
-# A packet in flight: (target, send time ns, pending key). The same tuple is the value in ``Pinger._pending``
-# and the entry in its batch's deadline FIFO, so a timeout checks identity (``pending.get(key) is rec``).
+# A packet in flight is ``Pinger._pending[key] = (target, send time ns)``, and one entry in its batch's deadline
+# FIFO: for IPv4 the int ``send_ns << 48 | key`` (ints are not tracked by the garbage collector, and 100,000s
+# of tuples alive until the batch ends made it run full collections), for IPv6 the tuple ``(send_ns, key)``.
+# A timeout applies only if the pending entry still has that send time (else it was answered).
 _Key = int | tuple[str, int]
-_Pending = tuple[_Target, int, _Key]
+_Pending = tuple[_Target, int]
+_Deadline = int | tuple[int, tuple[str, int]]
+_KEY_BITS: Final = 48  # an IPv4 key: 32-bit address, 16-bit sequence
+_KEY_MASK: Final = (1 << _KEY_BITS) - 1
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -667,15 +671,36 @@ class Pinger:
         loop = self._loop
         if loop is None:
             raise RuntimeError("Pinger is not open: use `async with Pinger() as p:` or `await p.open()`")
-        originals = list(dict.fromkeys(addresses))
-        canonical = {a: self._canonical(a) for a in originals}  # raises before anything is sent
-        if not originals:
-            return {}
+        if not isinstance(addresses, (list, tuple)):
+            addresses = list(addresses)
         batch = _Batch(loop.create_future(), 0, int(interval * 1e9), int(timeout * 1e9))
+        # every address is checked before anything is sent; IPv4 inline (the common case, 100,000s of them)
         targets: dict[str, _Target] = {}
-        for address, base in canonical.values():
-            if address not in targets:
-                targets[address] = _Target(address, base, count, batch)
+        aliases: dict[str, str] = {}  # input string -> canonical form, where they differ (IPv6)
+        inet_pton, af_inet, from_bytes, v4_masks = socket.inet_pton, socket.AF_INET, int.from_bytes, self._v4_masks
+        for address in addresses:
+            if address in targets or address in aliases:
+                continue
+            if ":" not in address:
+                try:
+                    value = from_bytes(inet_pton(af_inet, address), "big")
+                except OSError:
+                    pass
+                else:
+                    for net, mask in v4_masks:
+                        if value & mask == net:
+                            targets[address] = _Target(address, value << 16, count, batch)
+                            break
+                    else:
+                        self._canonical(address)  # raises the refusal
+                    continue
+            canonical, base = self._canonical(address)
+            if canonical != address:
+                aliases[address] = canonical
+            if canonical not in targets:
+                targets[canonical] = _Target(canonical, base, count, batch)
+        if not targets:
+            return {}
         if self._sock6 is None and any(t.base is None for t in targets.values()):
             self._open_v6()
         batch.remaining = count * len(targets)
@@ -691,10 +716,12 @@ class Pinger:
             raise
         finally:
             self._batches.discard(batch)
+        if not aliases:
+            return {a: PingResult(a, t.sent, len(t.rtts), t.rtts) for a, t in targets.items()}
         results: dict[str, PingResult] = {}
-        for original, (address, _) in canonical.items():
-            t = targets[address]
-            results[original] = PingResult(original, t.sent, len(t.rtts), tuple(t.rtts))
+        for original in dict.fromkeys(addresses):
+            t = targets[aliases.get(original, original)]
+            results[original] = PingResult(original, t.sent, len(t.rtts), t.rtts)
         return results
 
     # -- internals ----------------------------------------------------------------------------------------
@@ -752,15 +779,21 @@ class Pinger:
         for batch in list(self._sweeping):
             fifo, timeout_ns = batch.deadlines, batch.timeout_ns
             while fifo:
-                rec = fifo[0]
-                deadline = rec[1] + timeout_ns
+                entry = fifo[0]
+                key: _Key
+                if isinstance(entry, int):
+                    sent_ns, key = entry >> _KEY_BITS, entry & _KEY_MASK
+                else:
+                    sent_ns, key = entry
+                deadline = sent_ns + timeout_ns
                 if deadline > now:
                     if next_at is None or deadline < next_at:
                         next_at = deadline
                     break
                 fifo.popleft()
-                if pending.get(rec[2]) is rec:  # else answered already
-                    del pending[rec[2]]
+                rec = pending.get(key)
+                if rec is not None and rec[1] == sent_ns:  # else answered already
+                    del pending[key]
                     self._lost(rec[0])
             if not fifo:
                 self._sweeping.discard(batch)
@@ -805,13 +838,12 @@ class Pinger:
         """Bookkeeping after one packet of ``target`` was sent (``key``) or failed for good (None)."""
         batch = target.batch
         if key is not None:
-            rec = (target, sent_ns, key)
-            self._pending[key] = rec
+            self._pending[key] = (target, sent_ns)
             fifo = batch.deadlines
             if not fifo:
                 self._sweeping.add(batch)
                 self._arm_sweep(sent_ns + batch.timeout_ns)
-            fifo.append(rec)
+            fifo.append(sent_ns << _KEY_BITS | key if isinstance(key, int) else (sent_ns, key))
         target.sent += 1
         target.to_send -= 1
         if target.to_send > 0:
@@ -898,7 +930,7 @@ class Pinger:
             packet = codec.request(seq, base is None)
             sent_ns = time.monotonic_ns()
             try:
-                sock.sendto(packet, target.dest)
+                sock.sendto(packet, (target.address, 0))
             except (BlockingIOError, InterruptedError):
                 ready.appendleft(target)
                 return done, True
@@ -1043,7 +1075,7 @@ class Pinger:
                 if rec is None:  # a duplicate, a late reply (already timed out), or not ours
                     continue
                 target = rec[0]
-                target.rtts.append((now - rec[1]) / 1e6)
+                target.rtts += ((now - rec[1]) / 1e6,)
                 batch = target.batch
                 batch.remaining -= 1
                 if batch.remaining <= 0:
@@ -1076,7 +1108,7 @@ class Pinger:
             if rec is None:
                 continue
             target = rec[0]
-            target.rtts.append((now - rec[1]) / 1e6)
+            target.rtts += ((now - rec[1]) / 1e6,)
             batch = target.batch
             batch.remaining -= 1
             if batch.remaining <= 0:
