@@ -195,3 +195,51 @@ class DailyList(BaseModel):
     claim_grace_s: int
     channels: list[DailyChannel]
     breaches: int
+
+
+# ---------------------------------------------------------------------- inventory
+class InventoryNode(BaseModel):
+    id: str
+    kind: str = Field(examples=["area", "branch", "power", "switch", "site", "cpe", "camera", "nvr"])
+    parent: str | None
+    name: str
+    address: str | None
+    channels: int
+    bandwidth_mbps: int | None
+    monthly_fee: str | None = Field(description="a decimal, as text")
+    in_county: bool | None
+    commissioned: Time | None
+    decommissioned: Time | None
+    snmp_configured: bool = Field(description="whether it has SNMP settings (never returned themselves)")
+    area: str
+    circuit: str | None
+    state: str = Field(examples=["up", "down", "unknown"])
+    since: Time | None
+    behind: str | None = Field(description="the topmost node on its path that is not up, if any")
+
+
+class InventoryPage(BaseModel):
+    state_source: str = Field(examples=["live", "stored"])
+    nodes: list[InventoryNode]
+    limit: int
+    next_cursor: str | None
+
+
+class InventoryNodeDetail(InventoryNode):
+    state_source: str = Field(examples=["live", "stored"])
+    children: list[str]
+
+
+class ImportIds(BaseModel):
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+
+class InventoryImport(BaseModel):
+    nodes: int
+    contracts: list[str]
+    added: int
+    changed: int
+    removed: int
+    ids: ImportIds = Field(description="the first 100 ids of each kind of change")

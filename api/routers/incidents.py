@@ -18,7 +18,6 @@ unless a crew name is given for ack/onsite; an exclusion's ``by`` is always the 
 as it is then. A refusal stores nothing. Times without an offset are read in the contract's zone.
 """
 
-
 import base64
 import binascii
 import json
@@ -381,10 +380,13 @@ async def _request(
     service: Service, settings: Settings, contract: Contract, caller: Caller, incident_id: str, body: ExclusionBody
 ) -> dict[str, Any]:
     row = await _incident(service, contract, incident_id)
-    if row["excluded"] in (ExclusionStatus.REQUESTED.value, ExclusionStatus.APPROVED.value):
+    status = row["excluded"]
+    if status == ExclusionStatus.REJECTED.value and await _pending(service, contract, incident_id):
+        status = "requested again"
+    if status in (ExclusionStatus.REQUESTED.value, ExclusionStatus.APPROVED.value, "requested again"):
         raise ApiError(
             409,
-            f"the exclusion of incident {incident_id} is {row['excluded']} already; nothing stored",
+            f"the exclusion of incident {incident_id} is {status} already; nothing stored",
             where="path",
             field="incident_id",
         )
@@ -408,6 +410,23 @@ async def _request(
         except EventError as exc:
             raise ApiError(422, exc.message, where="body", field=f"evidence.{n}") from None
     return await _ingest(service, contract, caller, incident_id, event, now)
+
+
+async def _pending(service: Service, contract: Contract, incident_id: str) -> bool:
+    """Whether the incident's latest exclusion step is a request (awaiting a decision), by the projection's engine."""
+    engines = service.projection_engines()
+    if engines is None:
+        await service.rebuild()
+        engines = service.projection_engines() or ()
+    for c, engine in engines:
+        if c.id == contract.id:
+            incident = next((i for i in engine.incidents if i.id == incident_id), None)
+            return (
+                incident is not None
+                and bool(incident.exclusion)
+                and (incident.exclusion[-1].status is ExclusionStatus.REQUESTED)
+            )
+    return False
 
 
 async def _decide(

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.deps import Caller, Principal, ServiceDep, require
 from api.errors import ApiError
-from api.models import READ, WRITE, problems
+from api.models import READ, WRITE, InventoryImport, InventoryNodeDetail, InventoryPage, problems
 from monitor.contracts import contract_from_mapping
 from monitor.errors import ContractError
 from monitor.events import NodeState
@@ -122,7 +122,12 @@ def _after(cursor: str) -> int:
         ) from None
 
 
-@router.get("/inventory", summary="The inventory, each node with its state", responses=problems(*READ))
+@router.get(
+    "/inventory",
+    summary="The inventory, each node with its state",
+    response_model=InventoryPage,
+    responses=problems(*READ),
+)
 async def list_inventory(
     request: Request,
     service: ServiceDep,
@@ -157,7 +162,12 @@ async def list_inventory(
     }
 
 
-@router.get("/inventory/{node_id}", summary="One node with its state", responses=problems(*READ, 404))
+@router.get(
+    "/inventory/{node_id}",
+    summary="One node with its state",
+    response_model=InventoryNodeDetail,
+    responses=problems(*READ, 404),
+)
 async def get_inventory_node(
     request: Request, service: ServiceDep, _caller: Principal, node_id: NodePath
 ) -> dict[str, Any]:
@@ -173,6 +183,7 @@ async def get_inventory_node(
 @router.post(
     "/inventory",
     summary="Import an inventory, validated whole (admin)",
+    response_model=InventoryImport,
     responses=problems(*WRITE),
     openapi_extra=_BODY_DOC,
 )

@@ -185,6 +185,7 @@ async def test_explanation_and_exclusion_with_evidence(client: Client) -> None:
     assert r.json()["excluded"] == "rejected"
     r = await c.post("operator", url, {"cause": "road works, permit attached", "evidence": [evidence]})
     assert r.status_code == 200, r.text
+    assert (await c.post("operator-2", url, {"cause": "a third time"})).status_code == 409  # pending again
     r = await c.post("assessor-2", url + "/approve")
     assert r.status_code == 200, r.text
     assert r.json()["excluded"] == "approved"
