@@ -28,6 +28,7 @@ from api.routers import (
     maintenance,
     metrics,
     nodes,
+    projection,
     queue,
     reports,
     tokens,
@@ -82,6 +83,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(maintenance.router, prefix=API_PREFIX, dependencies=authenticated)
     app.include_router(evidence.router, prefix=API_PREFIX, dependencies=authenticated)
-    for router in (queue.router, audit.router, tokens.router, daily.router, inventory.router):
+    for router in (queue.router, audit.router, tokens.router, daily.router, inventory.router, projection.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app
