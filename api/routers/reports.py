@@ -8,13 +8,13 @@
                                                                   or CSV / HTML rendered from it (any token)
     POST /reports/monthly/{month}/versions/{n}/sign               sign it: the month is closed (assessor, admin)
 
-``format``: ``json`` (default), ``csv`` (every table in one text, as before), ``html`` (the printable bilingual
-page), ``zip`` (one CSV per table, UTF-8 with BOM, for spreadsheets) or ``pdf`` (the page to sign; 503 where
-WeasyPrint is not installed); ``zip`` and ``pdf`` come as attachments with a file name.
-
 and the same under ``/contracts/{contract_id}/...``. A computation runs off the event loop and stops when the
 client disconnects (499, nothing sent). Refusals: 404 no such version; 409 a closed month without a ``reason``,
 or a signature the month's state does not allow; 422 bad input; each names its ``field``.
+
+``format``: ``json`` (default), ``csv`` (every table in one text, as before), ``html`` (the printable bilingual
+page), ``zip`` (one CSV per table, UTF-8 with BOM, for spreadsheets) or ``pdf`` (the page to sign; 503 where
+WeasyPrint is not installed); ``zip`` and ``pdf`` come as attachments with a file name.
 """
 
 from __future__ import annotations
