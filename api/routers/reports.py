@@ -58,7 +58,8 @@ Issuer = Annotated[Caller, Depends(require("assessor"))]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The report (JSON per SPEC §6, or CSV, or HTML); for a closed month (JSON) "
+        "description": "The report (JSON per SPEC §6, or CSV, HTML, a zip of CSV tables or a PDF); for a closed "
+        "month (JSON) "
         '{"closed": true, "signed_version", "signed", "recomputed", "changes_since_signature"}',
         "content": {"text/csv": {}, "text/html": {}, "application/zip": {}, "application/pdf": {}},
     }
