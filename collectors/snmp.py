@@ -71,6 +71,8 @@ import ipaddress
 import logging
 import math
 import re
+import secrets
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -136,6 +138,7 @@ HC_MODULUS = 1 << 64  # ifHCInOctets / ifHCOutOctets
 C32_MODULUS = 1 << 32  # ifInErrors
 UPTIME_SLACK_CS = 1000  # 10 s of tolerance between sysUpTime and our clock...
 UPTIME_SLACK_FRACTION = 0.05  # ...or 5 % of the elapsed time, whichever is larger
+_SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; not exported by the socket module
 MAX_PLAUSIBLE_BPS = 1e12  # a "rate" above 1 Tbit/s is a counter discontinuity, not traffic
 # pysnmp ciphers (DES, AES) come from 'cryptography'; without it every authPriv request fails.
 _HAVE_CRYPTOGRAPHY = importlib.util.find_spec("cryptography") is not None
@@ -331,7 +334,333 @@ def interpret(
     )
 
 
+
+# --- SNMPv2c without pysnmp: a minimal BER codec and one UDP socket ---------------------------------
+#
+# pysnmp spends ~500-1,000 µs of CPU per GET, nearly all of it in pyasn1 (building and walking ASN.1 object
+# trees) and in its message-processing layers; the v2c messages a poller needs are tiny and fixed in shape:
+# Message ::= SEQUENCE { version INTEGER (1), community OCTET STRING, PDU }, with a GetRequest [0] or
+# GetBulkRequest [5] going out and a Response [2] coming back (RFC 3416). Encoding is a few byte joins
+# (the varbind list of a poll is built once); decoding walks the TLVs of one datagram. SNMPv3 (USM) stays on
+# pysnmp.
+
+
+class _BerError(ValueError):
+    """A datagram that is not a well-formed SNMPv2c message."""
+
+
+# BER tags of the values an agent may send (RFC 2578 application types, RFC 3416 exceptions) -> the names
+# pysnmp gives them, so that both paths report the same type names.
+_TAG_NAMES: dict[int, str] = {
+    0x02: "Integer32",
+    0x04: "OctetString",
+    0x05: "Null",
+    0x06: "ObjectIdentifier",
+    0x40: "IpAddress",
+    0x41: "Counter32",
+    0x42: "Gauge32",
+    0x43: "TimeTicks",
+    0x44: "Opaque",
+    0x46: "Counter64",
+    0x80: "NoSuchObject",
+    0x81: "NoSuchInstance",
+    0x82: "EndOfMibView",
+}
+_UNSIGNED_TAGS = frozenset({0x41, 0x42, 0x43, 0x46})
+_PDU_GET, _PDU_RESPONSE, _PDU_GETBULK = 0xA0, 0xA2, 0xA5
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A decoded varbind value: ``type`` as pysnmp names it, ``value`` an int, bytes, an OID or None."""
+
+    type: str
+    value: Any
+
+
+def _ber_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(raw),)) + raw
+
+
+def _ber(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _ber_length(len(content)) + content
+
+
+def _ber_int(value: int) -> bytes:
+    return _ber(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+def _ber_oid(oid: Oid) -> bytes:
+    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] >= 40) or min(oid) < 0:
+        raise ValueError(f"not an encodable OID: {_oid_str(oid)}")
+    out = bytearray()
+    for sub in (oid[0] * 40 + oid[1], *oid[2:]):
+        chunk = [sub & 0x7F]
+        sub >>= 7
+        while sub:
+            chunk.append(0x80 | (sub & 0x7F))
+            sub >>= 7
+        out += bytes(reversed(chunk))
+    return _ber(0x06, bytes(out))
+
+
+def _decode_oid(content: bytes) -> Oid:
+    if not content or content[-1] & 0x80:
+        raise _BerError("bad OID")
+    subs: list[int] = []
+    value = 0
+    for byte in content:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            subs.append(value)
+            value = 0
+    first = subs[0]
+    head = (first // 40, first % 40) if first < 80 else (2, first - 80)
+    return (*head, *subs[1:])
+
+
+def _ber_varbinds(oids: Sequence[Oid]) -> bytes:
+    """The variable-bindings of a request: each OID with a NULL value."""
+    return _ber(0x30, b"".join(_ber(0x30, _ber_oid(o) + b"\x05\x00") for o in oids))
+
+
+def _v2c_message(pdu_tag: int, request_id: int, community: bytes, a: int, b: int, varbinds: bytes) -> bytes:
+    """A v2c message; ``a``/``b`` are error-status/error-index (0, 0) or non-repeaters/max-repetitions."""
+    pdu = _ber(pdu_tag, _ber_int(request_id) + _ber_int(a) + _ber_int(b) + varbinds)
+    return _ber(0x30, b"\x02\x01\x01" + _ber(0x04, community) + pdu)
+
+
+def _tl(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``pos``; never reads past ``end``."""
+    if pos + 2 > end:
+        raise _BerError("truncated")
+    tag, n = data[pos], data[pos + 1]
+    pos += 2
+    if n & 0x80:
+        k = n & 0x7F
+        if not 0 < k <= 4 or pos + k > end:
+            raise _BerError("bad length")
+        n = int.from_bytes(data[pos : pos + k], "big")
+        pos += k
+    if pos + n > end:
+        raise _BerError("truncated")
+    return tag, pos, pos + n
+
+
+@dataclass(frozen=True, slots=True)
+class _V2cResponse:
+    request_id: int
+    community: bytes
+    error_status: int
+    error_index: int
+    var_binds: list[tuple[Oid, _Value]]
+
+
+def _parse_v2c_response(data: bytes, oid_cache: dict[bytes, Oid]) -> _V2cResponse:
+    """Decode a v2c Response message; ``_BerError`` when it is anything else or malformed."""
+    size = len(data)
+    tag, pos, end = _tl(data, 0, size)
+    if tag != 0x30 or end != size:
+        raise _BerError("not a SEQUENCE")
+    tag, start, stop = _tl(data, pos, end)
+    if tag != 0x02 or data[start:stop] != b"\x01":
+        raise _BerError("not SNMPv2c")
+    tag, start, stop = _tl(data, stop, end)
+    if tag != 0x04:
+        raise _BerError("no community")
+    community = data[start:stop]
+    tag, pos, end = _tl(data, stop, end)
+    if tag != _PDU_RESPONSE or end != size:
+        raise _BerError("not a Response PDU")
+    header: list[int] = []
+    for _ in range(3):
+        tag, start, pos = _tl(data, pos, end)
+        if tag != 0x02 or not start < pos <= start + 5:
+            raise _BerError("bad PDU header")
+        header.append(int.from_bytes(data[start:pos], "big", signed=True))
+    tag, pos, end2 = _tl(data, pos, end)
+    if tag != 0x30 or end2 != end:
+        raise _BerError("bad varbind list")
+    var_binds: list[tuple[Oid, _Value]] = []
+    while pos < end:
+        tag, vpos, vend = _tl(data, pos, end)
+        if tag != 0x30:
+            raise _BerError("bad varbind")
+        tag, start, stop = _tl(data, vpos, vend)
+        if tag != 0x06:
+            raise _BerError("bad varbind name")
+        raw_oid = data[start:stop]
+        oid = oid_cache.get(raw_oid)
+        if oid is None:
+            oid = _decode_oid(raw_oid)
+            if len(oid_cache) < 10_000:
+                oid_cache[raw_oid] = oid
+        tag, start, stop = _tl(data, stop, vend)
+        if stop != vend:
+            raise _BerError("bad varbind value")
+        content = data[start:stop]
+        name = _TAG_NAMES.get(tag)
+        if name is None:
+            raise _BerError(f"unknown value tag 0x{tag:02x}")
+        value: Any
+        if tag == 0x02:
+            value = int.from_bytes(content, "big", signed=True)
+        elif tag in _UNSIGNED_TAGS:
+            value = int.from_bytes(content, "big")
+        elif tag == 0x06:
+            value = _decode_oid(content)
+        elif tag >= 0x80 or tag == 0x05:
+            value = None
+        else:
+            value = content
+        var_binds.append((oid, _Value(name, value)))
+        pos = vend
+    return _V2cResponse(header[0], community, header[1], header[2], var_binds)
+
+
+def _expire(future: asyncio.Future[_V2cResponse | None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _V2cTransport:
+    """One non-blocking UDP socket per address family for every v2c request of a poller.
+
+    Requests are matched by request-id (31-bit counter), and a response counts only if it comes from the
+    address and port the request went to and carries the same community. Each try has its own timer (one
+    ``call_later``); a retry resends the same message (same request-id, so a late answer to the first try
+    is accepted). ``SO_RCVBUF`` is raised so bursts of answers are not dropped.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, rcvbuf: int = 4 * 1024 * 1024) -> None:
+        self._loop = loop
+        self._rcvbuf = rcvbuf
+        self._socks: dict[int, socket.socket] = {}
+        self._pending: dict[int, tuple[asyncio.Future[_V2cResponse | None], tuple[str, int], bytes]] = {}
+        self._request_id = secrets.randbelow(1 << 30) + 1
+        self.oid_cache: dict[bytes, Oid] = {}
+
+    def _socket(self, family: int) -> socket.socket:
+        sock = self._socks.get(family)
+        if sock is None:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self._rcvbuf)  # root: past rmem_max
+                except OSError:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
+                self._loop.add_reader(sock.fileno(), self._on_readable, sock)
+            except BaseException:
+                sock.close()
+                raise
+            self._socks[family] = sock
+        return sock
+
+    def next_request_id(self) -> int:
+        rid = self._request_id
+        self._request_id = rid + 1 if rid < 0x7FFFFFFF else 1
+        return rid
+
+    async def request(
+        self, dest: tuple[str, int], family: int, request_id: int, message: bytes, community: bytes,
+        timeout_s: float, tries: int,
+    ) -> _V2cResponse | None:
+        """Send ``message`` up to ``tries`` times, ``timeout_s`` apart; the response, or None on timeout.
+
+        Raises ``OSError`` when the socket refuses to send (no route, ...)."""
+        sock = self._socket(family)
+        loop, pending = self._loop, self._pending
+        try:
+            for _ in range(tries):
+                future: asyncio.Future[_V2cResponse | None] = loop.create_future()
+                pending[request_id] = (future, dest, community)
+                with contextlib.suppress(BlockingIOError, InterruptedError):  # buffer full: the timer retries
+                    sock.sendto(message, dest)
+                handle = loop.call_later(timeout_s, _expire, future)
+                try:
+                    response = await future
+                finally:
+                    handle.cancel()
+                if response is not None:
+                    return response
+            return None
+        finally:
+            pending.pop(request_id, None)
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        pending, cache = self._pending, self.oid_cache
+        for _ in range(1024):
+            try:
+                data, source = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ECONNREFUSED queued on the socket: not an answer
+                log.debug("snmp recvfrom failed: %s", exc)
+                continue
+            try:
+                response = _parse_v2c_response(data, cache)
+            except (_BerError, IndexError) as exc:
+                log.debug("snmp: ignoring a malformed datagram from %s: %s", source[0], exc)
+                continue
+            entry = pending.get(response.request_id)
+            if entry is None:
+                continue  # late (after the last try), duplicate, or not ours
+            future, dest, community = entry
+            if (source[0], source[1]) != dest or response.community != community:
+                log.debug("snmp: ignoring an answer from %s for a request to %s", source[0], dest[0])
+                continue
+            if not future.done():
+                future.set_result(response)
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._socks.clear()
+        for future, _, _ in self._pending.values():
+            if not future.done():
+                future.set_result(None)
+        self._pending.clear()
+
+
 # --- the poller -----------------------------------------------------------------------------------
+
+
+# pysnmp value classes -> type names, most specific first (IpAddress and Opaque are OctetStrings; Integer is
+# an Integer32; the counters, gauges and TimeTicks are siblings).
+_PYSNMP_TYPES: tuple[tuple[Any, str], ...] = (
+    (rfc1905.NoSuchObject, "NoSuchObject"),
+    (rfc1905.NoSuchInstance, "NoSuchInstance"),
+    (rfc1905.EndOfMibView, "EndOfMibView"),
+    (rfc1902.TimeTicks, "TimeTicks"),
+    (rfc1902.Counter64, "Counter64"),
+    (rfc1902.Counter32, "Counter32"),
+    (rfc1902.Gauge32, "Gauge32"),
+    (rfc1902.Integer32, "Integer32"),
+    (rfc1902.IpAddress, "IpAddress"),
+    (rfc1902.Opaque, "Opaque"),
+    (rfc1902.OctetString, "OctetString"),
+)
+_INT_TYPES = frozenset({"TimeTicks", "Counter64", "Counter32", "Gauge32", "Integer32"})
+
+
+def _typed(value: Any) -> tuple[str, Any]:
+    """(type name, Python value) of a varbind value from either path: a :class:`_Value` or a pysnmp object."""
+    if isinstance(value, _Value):
+        return value.type, value.value
+    for cls, name in _PYSNMP_TYPES:
+        if isinstance(value, cls):
+            if name in _INT_TYPES:
+                return name, int(value)
+            if name.endswith(("String", "Address", "Opaque")):
+                return name, bytes(value.asOctets())
+            return name, None
+    return type(value).__name__, None
 
 
 def _protocol(table: dict[str, Any], name: str | None, what: str) -> Any:
@@ -429,12 +758,15 @@ class SnmpPoller:
         self._community_index: dict[str, str] = {}
         self._gates: dict[str, _UserGate] = {}
         self._object_types: dict[Oid, Any] = {}
+        self._v2c: _V2cTransport | None = None
+        self._dests: dict[tuple[str, int], tuple[tuple[str, int], int]] = {}  # -> (sendto address, family)
+        self._varbinds: dict[tuple[Oid, ...], bytes] = {}
         self._closed = False
 
     def __repr__(self) -> str:
         return (
             f"SnmpPoller(profile={self.profile!r}, max_in_flight={self.max_in_flight}, "
-            f"devices={len(self._devices)}, open={self._engine is not None})"
+            f"devices={len(self._devices)}, open={self._engine is not None or self._v2c is not None})"
         )
 
     async def __aenter__(self) -> SnmpPoller:
@@ -444,11 +776,14 @@ class SnmpPoller:
         self.close()
 
     def close(self) -> None:
-        """Close the engine's socket and timer. The poller cannot be used afterwards."""
+        """Close the sockets (v2c transport, pysnmp engine) and timers. The poller cannot be used afterwards."""
         self._closed = True
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close_dispatcher()
+        v2c, self._v2c = self._v2c, None
+        if v2c is not None:
+            v2c.close()
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def _ensure_engine(self) -> Any:
@@ -457,8 +792,67 @@ class SnmpPoller:
         if self._engine is None:
             self._engine = SnmpEngine()
             self._context = ContextData()
+        if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_in_flight)
         return self._engine
+
+    def _ensure_v2c(self) -> _V2cTransport:
+        if self._closed:
+            raise RuntimeError("SnmpPoller is closed")
+        if self._v2c is None:
+            self._v2c = _V2cTransport(asyncio.get_running_loop())
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.max_in_flight)
+        return self._v2c
+
+    def _dest(self, address: str, port: int) -> tuple[tuple[str, int], int]:
+        dest = self._dests.get((address, port))
+        if dest is None:
+            ip = ipaddress.ip_address(address)
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            dest = self._dests[address, port] = ((str(ip), port), family)
+        return dest
+
+    async def _request_v2c(
+        self, node: Node, profile: SnmpProfile, pdu_tag: int, a: int, b: int, oids: Sequence[Oid]
+    ) -> list[tuple[Oid, Any]]:
+        """One v2c request on our own transport (see :class:`_V2cTransport`); errors mapped as in
+        :meth:`_request`."""
+        address, s = self._check_node(node)
+        transport = self._ensure_v2c()
+        dest, family = self._dest(address, s.port)
+        varbinds = self._varbinds.get(tuple(oids)) if pdu_tag == _PDU_GET else None
+        if varbinds is None:
+            varbinds = _ber_varbinds(oids)
+            if pdu_tag == _PDU_GET and len(self._varbinds) < 1000:
+                self._varbinds[tuple(oids)] = varbinds
+        community = s.community.encode()
+        request_id = transport.next_request_id()
+        message = _v2c_message(pdu_tag, request_id, community, a, b, varbinds)
+        where = f"{node.id} ({address}:{s.port})"
+        assert self._semaphore is not None
+        try:
+            async with self._semaphore:
+                response = await transport.request(
+                    dest, family, request_id, message, community, profile.timeout_s, profile.retries + 1
+                )
+        except OSError as exc:
+            detail = self._scrub(f"{type(exc).__name__}: {exc}", s)[:200]
+            raise Unreachable(f"{where}: SNMP transport error ({detail})", target=address) from None
+        if response is None:
+            raise ProbeTimeout(
+                f"{where}: no SNMP answer ({profile.timeout_s} s x {profile.retries + 1} tries)", target=address
+            )
+        self._check_status(where, address, response.error_status, response.error_index)
+        return list(response.var_binds)
+
+    @staticmethod
+    def _check_status(where: str, address: str, status: int, index: int) -> None:
+        if status:
+            label = _ERROR_STATUS_NAMES.get(status, str(status))
+            if status in _AUTH_ERROR_STATUS:
+                raise AuthFailure(f"{where}: SNMP access refused ({label})", target=address)
+            raise BadData(f"{where}: SNMP error-status {label} at index {index}", target=address)
 
     def _check_node(self, node: Node) -> tuple[str, SnmpSettings]:
         if node.address is None or node.snmp is None:
@@ -571,14 +965,7 @@ class SnmpPoller:
                 raise AuthFailure(f"{where}: SNMP credentials refused ({name})", target=address)
             detail = self._scrub(str(error_indication), s)[:200]
             raise BadData(f"{where}: SNMP error {name}: {detail}", target=address)
-        status = int(error_status or 0)
-        if status:
-            label = _ERROR_STATUS_NAMES.get(status, str(status))
-            if status in _AUTH_ERROR_STATUS:
-                raise AuthFailure(f"{where}: SNMP access refused ({label})", target=address)
-            raise BadData(
-                f"{where}: SNMP error-status {label} at index {int(error_index or 0)}", target=address
-            )
+        self._check_status(where, address, int(error_status or 0), int(error_index or 0))
         out: list[tuple[Oid, Any]] = []
         for vb in var_binds:
             oid, value = vb[0], vb[1]
@@ -599,17 +986,20 @@ class SnmpPoller:
         new device during the first polling round. Nodes without address or SNMP settings are skipped.
         """
         profile = profile or self.profile
-        engine = self._ensure_engine()
         lcd = CommandGeneratorLcdConfigurator()
         count = 0
         for node in nodes:
             if node.address is None or node.snmp is None:
                 continue
             address, s = self._check_node(node)
+            if s.version == "2c":  # v2c runs on our own transport: nothing to register
+                self._dest(address, s.port)
+                count += 1
+                continue
             target = await self._target(address, s.port, profile)
             auth, _, _ = self._auth_for(s)
             try:
-                lcd.configure(engine, auth, target, b"")
+                lcd.configure(self._ensure_engine(), auth, target, b"")
             except PySnmpError as exc:
                 raise Unreachable(
                     f"{node.id}: cannot register SNMP target ({type(exc).__name__})", target=address
@@ -666,25 +1056,31 @@ class SnmpPoller:
         cursor = column
         max_rounds = math.ceil(self.max_interfaces / profile.max_repetitions) + 1
         for _ in range(max_rounds):
-            start = self._object_type(cursor)
-
-            async def send(engine: Any, auth: Any, target: Any, context: Any, start: Any = start) -> Any:
-                return await bulk_cmd(
-                    engine, auth, target, context, 0, profile.max_repetitions, start, lookupMib=False
+            if node.snmp is not None and node.snmp.version == "2c":
+                var_binds = await self._request_v2c(
+                    node, profile, _PDU_GETBULK, 0, profile.max_repetitions, (cursor,)
                 )
+            else:
+                start = self._object_type(cursor)
 
-            var_binds = await self._request(node, profile, send)
+                async def send(engine: Any, auth: Any, target: Any, context: Any, start: Any = start) -> Any:
+                    return await bulk_cmd(
+                        engine, auth, target, context, 0, profile.max_repetitions, start, lookupMib=False
+                    )
+
+                var_binds = await self._request(node, profile, send)
             if not var_binds:
                 return rows
-            for oid, value in var_binds:
-                if isinstance(value, rfc1905.EndOfMibView) or oid[: len(column)] != column:
+            for oid, raw in var_binds:
+                kind, value = _typed(raw)
+                if kind == "EndOfMibView" or oid[: len(column)] != column:
                     return rows
                 if oid <= cursor:
                     raise BadData(f"{node.id}: GETBULK answer not increasing at {_oid_str(oid)}")
                 cursor = oid
-                if len(oid) != len(column) + 1 or not isinstance(value, rfc1902.OctetString):
+                if len(oid) != len(column) + 1 or kind != "OctetString":
                     continue  # not a row of this column, or not a string: skip, keep walking
-                rows.append((oid[-1], bytes(value.asOctets()).decode("utf-8", "replace")))
+                rows.append((oid[-1], bytes(value).decode("utf-8", "replace")))
                 if len(rows) >= self.max_interfaces:
                     return rows
         return rows
@@ -706,12 +1102,15 @@ class SnmpPoller:
                 (*IF_HC_OUT_OCTETS, index),
                 (*IF_IN_ERRORS, index),
             )
-            request = [self._object_type(o) for o in oids]
+            if node.snmp is not None and node.snmp.version == "2c":
+                var_binds = await self._request_v2c(node, profile, _PDU_GET, 0, 0, oids)
+            else:
+                request = [self._object_type(o) for o in oids]
 
-            async def send(engine: Any, auth: Any, target: Any, context: Any) -> Any:
-                return await get_cmd(engine, auth, target, context, *request, lookupMib=False)
+                async def send(engine: Any, auth: Any, target: Any, context: Any) -> Any:
+                    return await get_cmd(engine, auth, target, context, *request, lookupMib=False)
 
-            var_binds = await self._request(node, profile, send)
+                var_binds = await self._request(node, profile, send)
             at = time.monotonic()
             try:
                 values = self._decode(node, oids, var_binds)
@@ -724,26 +1123,25 @@ class SnmpPoller:
 
     @staticmethod
     def _decode(node: Node, oids: Sequence[Oid], var_binds: Sequence[tuple[Oid, Any]]) -> list[int]:
-        expected_types: tuple[tuple[str, Any], ...] = (
-            ("sysUpTime", rfc1902.TimeTicks),
-            ("ifOperStatus", rfc1902.Integer32),
-            ("ifHCInOctets", rfc1902.Counter64),
-            ("ifHCOutOctets", rfc1902.Counter64),
-            ("ifInErrors", rfc1902.Counter32),
+        expected_types: tuple[tuple[str, str], ...] = (
+            ("sysUpTime", "TimeTicks"),
+            ("ifOperStatus", "Integer32"),
+            ("ifHCInOctets", "Counter64"),
+            ("ifHCOutOctets", "Counter64"),
+            ("ifInErrors", "Counter32"),
         )
         if len(var_binds) != len(oids):
             raise BadData(f"{node.id}: {len(var_binds)} values for {len(oids)} OIDs", target=node.address)
         out: list[int] = []
-        for (name, typ), oid, (got_oid, value) in zip(expected_types, oids, var_binds, strict=True):
+        for (name, typ), oid, (got_oid, raw) in zip(expected_types, oids, var_binds, strict=True):
             where = f"{node.id}: {name} ({_oid_str(oid)})"
             if got_oid != oid:
                 raise BadData(f"{where}: answer is for {_oid_str(got_oid)}", target=node.address)
-            if isinstance(value, (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)):
-                raise BadData(f"{where}: {type(value).__name__}", target=node.address)
-            if not isinstance(value, typ):
-                raise BadData(
-                    f"{where}: {type(value).__name__}, expected {typ.__name__}", target=node.address
-                )
+            kind, value = _typed(raw)
+            if kind in ("NoSuchObject", "NoSuchInstance", "EndOfMibView"):
+                raise BadData(f"{where}: {kind}", target=node.address)
+            if kind != typ:
+                raise BadData(f"{where}: {kind}, expected {typ}", target=node.address)
             out.append(int(value))
         if not 1 <= out[1] <= 7:
             raise BadData(f"{node.id}: ifOperStatus {out[1]} is not 1..7", target=node.address)
