@@ -243,3 +243,55 @@ class InventoryImport(BaseModel):
     changed: int
     removed: int
     ids: ImportIds = Field(description="the first 100 ids of each kind of change")
+
+
+# ---------------------------------------------------------------------- events, maintenance, evidence
+class Unmatched(BaseModel):
+    where: str
+    type: str
+    reason: str
+
+
+class NotApplied(BaseModel):
+    where: str
+    reason: str
+
+
+class IngestResponse(BaseModel):
+    """What a batch of events did: all stored or none (a refusal is a problem)."""
+
+    received: int
+    stored: int
+    duplicates: int = Field(description="events already stored (the same event twice is one)")
+    confirmed: int = Field(description="state changes confirmed from polls")
+    unmatched: list[Unmatched] = Field(description="stored events that applied to no incident (kept, not applied)")
+    not_applied: list[NotApplied] = Field(description="polls not applied (SPEC R7), with the reason")
+
+
+class MaintenanceRequestOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    scope: str
+    start: Time = Field(alias="from")
+    end: Time = Field(alias="to")
+    reason: str
+    requested_by: str
+    requested_at: Time
+    late: bool = Field(description="asked for after the window's start (consent is then explicit)")
+    status: str = Field(examples=["requested", "consented", "refused"])
+    decided_by: str | None
+    decided_at: Time | None
+    note: str | None
+    event: str | None = Field(default=None, description="the maintenance event its consent stored")
+
+
+class MaintenanceList(BaseModel):
+    requests: list[MaintenanceRequestOut]
+
+
+class EvidenceUploaded(BaseModel):
+    id: str = Field(pattern=EVIDENCE_PATTERN)
+    size: int
+    media_type: str
+    filename: str

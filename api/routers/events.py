@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, Request
 
 from api.deps import Caller, PathContract, ServiceDep, SettingsDep, require
 from api.errors import ApiError
+from api.models import WRITE, IngestResponse, problems
 from api.routers.evidence import check_evidence
 from monitor.errors import EventError
 from monitor.events import Event, ExclusionEvent, ExclusionStatus, MaintenanceEvent, format_time, parse_event
@@ -183,7 +184,13 @@ async def _ingest(
     return result.to_json()
 
 
-@router.post("/events", summary="Post events (JSON Lines, array or object)", openapi_extra=_BODY_DOC)
+@router.post(
+    "/events",
+    summary="Post events (JSON Lines, array or object)",
+    openapi_extra=_BODY_DOC,
+    response_model=IngestResponse,
+    responses=problems(*WRITE),
+)
 async def post_events(
     request: Request, service: ServiceDep, settings: SettingsDep, caller: Poster
 ) -> dict[str, Any]:
@@ -195,6 +202,8 @@ async def post_events(
     "/contracts/{contract_id}/events",
     summary="Post events, reading times without an offset in the contract's zone",
     openapi_extra=_BODY_DOC,
+    response_model=IngestResponse,
+    responses=problems(*WRITE, 404),
 )
 async def post_contract_events(
     request: Request, service: ServiceDep, settings: SettingsDep, caller: Poster, contract: PathContract

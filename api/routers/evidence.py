@@ -24,6 +24,7 @@ from fastapi.responses import Response
 
 from api.deps import Caller, Principal, ServiceDep, SettingsDep, require
 from api.errors import ApiError
+from api.models import READ, WRITE, EvidenceUploaded, problems
 from monitor.errors import EventError
 from monitor.events import Event
 from monitor.service import Service
@@ -76,7 +77,13 @@ def _media_type(request: Request, filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-@router.post("/evidence", summary="Upload an evidence file (the raw body)", openapi_extra=_BODY_DOC)
+@router.post(
+    "/evidence",
+    summary="Upload an evidence file (the raw body)",
+    openapi_extra=_BODY_DOC,
+    response_model=EvidenceUploaded,
+    responses=problems(*WRITE),
+)
 async def upload(
     request: Request, service: ServiceDep, settings: SettingsDep, caller: Uploader, filename: FilenameQuery
 ) -> dict[str, Any]:
@@ -101,7 +108,12 @@ async def upload(
     }
 
 
-@router.get("/evidence/{evidence_id}", summary="Download an evidence file", response_class=Response)
+@router.get(
+    "/evidence/{evidence_id}",
+    summary="Download an evidence file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **problems(*READ, 404)},
+)
 async def download(service: ServiceDep, _caller: Principal, evidence_id: str) -> Response:
     if not _ID.fullmatch(evidence_id):
         raise ApiError(404, f"no evidence {evidence_id!r} (ids are sha256:<64 hex>)", where="path", field="evidence_id")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, Principal, ServiceDep, require
 from api.errors import ApiError
+from api.models import READ, WRITE, MaintenanceList, MaintenanceRequestOut, problems
 from monitor.errors import InputError
 from monitor.events import MAX_TEXT_BYTES, check_text, parse_time
 from monitor.maintenance import AlreadyDecided, UnknownRequest, consent_event, decide_maintenance, request_maintenance
@@ -67,7 +68,13 @@ def _json(request: MaintenanceRequest) -> dict[str, Any]:
     return out
 
 
-@router.post("/maintenance", summary="Request a maintenance window (operator)")
+@router.post(
+    "/maintenance",
+    summary="Request a maintenance window (operator)",
+    response_model=MaintenanceRequestOut,
+    response_model_exclude_unset=True,  # 'event' only for a consented request
+    responses=problems(*WRITE),
+)
 async def post_request(service: ServiceDep, caller: Operator, body: MaintenanceRequestBody) -> dict[str, Any]:
     tz = await service.event_timezone()
     try:
@@ -82,12 +89,24 @@ async def post_request(service: ServiceDep, caller: Operator, body: MaintenanceR
     return _json(record)
 
 
-@router.get("/maintenance", summary="Maintenance requests")
+@router.get(
+    "/maintenance",
+    summary="Maintenance requests",
+    response_model=MaintenanceList,
+    response_model_exclude_unset=True,
+    responses=problems(*READ),
+)
 async def get_requests(service: ServiceDep, _caller: Principal, status: StatusQuery = None) -> dict[str, Any]:
     return {"requests": [_json(r) for r in await list_requests(service.db, status)]}
 
 
-@router.get("/maintenance/{request_id}", summary="One maintenance request")
+@router.get(
+    "/maintenance/{request_id}",
+    summary="One maintenance request",
+    response_model=MaintenanceRequestOut,
+    response_model_exclude_unset=True,  # 'event' only for a consented request
+    responses=problems(*READ, 404),
+)
 async def get_request(service: ServiceDep, _caller: Principal, request_id: str) -> dict[str, Any]:
     record = await load_request(service.db, request_id)
     if record is None:
@@ -117,11 +136,23 @@ async def _decide(
 Decision = Annotated[DecisionBody | None, Body()]
 
 
-@router.post("/maintenance/{request_id}/consent", summary="Consent to a maintenance request (assessor)")
+@router.post(
+    "/maintenance/{request_id}/consent",
+    summary="Consent to a maintenance request (assessor)",
+    response_model=MaintenanceRequestOut,
+    response_model_exclude_unset=True,  # 'event' only for a consented request
+    responses=problems(*WRITE, 404, 409),
+)
 async def consent(service: ServiceDep, caller: Assessor, request_id: str, body: Decision = None) -> dict[str, Any]:
     return await _decide(service, caller, request_id, True, body)
 
 
-@router.post("/maintenance/{request_id}/refuse", summary="Refuse a maintenance request (assessor)")
+@router.post(
+    "/maintenance/{request_id}/refuse",
+    summary="Refuse a maintenance request (assessor)",
+    response_model=MaintenanceRequestOut,
+    response_model_exclude_unset=True,  # 'event' only for a consented request
+    responses=problems(*WRITE, 404, 409),
+)
 async def refuse(service: ServiceDep, caller: Assessor, request_id: str, body: Decision = None) -> dict[str, Any]:
     return await _decide(service, caller, request_id, False, body)
