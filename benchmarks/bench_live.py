@@ -12,27 +12,31 @@
 # 60 s); the rest was storage (every state event ever stored read, every poll run upserted, per cycle), now only
 # two one-row queries and the heartbeat. The first cycles after a start (every node unknown, then confirmed up:
 # 3,260 state events) took up to 3.1 s after, 4.4 s before. Figures drift between runs: compare the ratios.
-"""Benchmark: the live service's cycles against the lab for the sample network, with 5 s and 60 s polls.
+"""Benchmark: the live service against the lab: start-up and restarts, then cycles, CPU, RSS, scrapes.
 
-    sudo .venv/bin/python benchmarks/bench_live.py [--duration 120] [--interval 5 --interval 60]
-                                                   [--snmp-limit 10] [--database-url URL]
+    sudo .venv/bin/python benchmarks/bench_live.py [--scale 1] [--minutes 2] [--interval 5 --interval 60]
+                                                   [--snmp-limit 10] [--database-url URL] [--no-history]
+                                                   [--restarts 2] [--startup-only]
 
-For each ICMP interval: a fresh database (SQLite in a temporary directory unless ``--database-url``) with the
-sample network (``slawatch inventory sample``: 593 circuits, 3,260 polled addresses on 127.0.0.0/8) and, as
-the demo has (``--no-history`` leaves it out), a month of its events replayed (about 5,000), and
-``LiveService`` running its production cycle (plan, ICMP batch with the sentinel, confirmation in
-``Service.ingest``, heartbeat) every ``tick_s`` for ``--duration`` seconds of wall time. 5 s is the demo's
-profile (``LiveSettings.demo()``); any other interval is the default profile (``LiveSettings()``: 3 pings,
-1 s timeout, 15 s while suspect) with that interval. The lab (``slawatch lab up``, its own state directory
-and nft table, taken down at the end) answers every address; ``--snmp-limit`` SNMP agents run (the other
-SNMP targets time out beside the cycles, as a silent agent does).
+``--scale K`` takes the sample network times K (``slawatch inventory sample --scale K``; 33 is a province:
+~107,000 polled nodes, 652 SNMP CPEs) and its month (``sample-events --scale K``). Per database (SQLite in a
+temporary directory unless ``--database-url``, e.g. a PostgreSQL database of your own that is emptied):
 
-Printed per interval, over every cycle and over the steady cycles (after every polled node was up once):
-cycle duration p50 / p99 / max, in seconds and as a fraction of the ICMP interval; the process's CPU share
-(user + system CPU time / wall time: 1.0 is one core); RSS now and at peak. The figures are those of the code
-checked out: to compare with an older commit, check it out in a worktree (``git worktree add /tmp/before
-REV``) and run this file from there (``cd /tmp/before && python /path/to/bench_live.py``): it uses only
-``LiveService(service, settings)``, ``start``/``cycle``/``stop`` and ``Service.import_inventory``.
+1. **Start-up**: ``LiveService.start()`` timed on the inventory alone (no history), then after a month of events
+   replayed (``--no-history`` leaves it out), then ``--restarts`` more times after a clean stop: each restart
+   stores a state event per node, and start-up must not grow with them.
+2. **Cycles**: for each ICMP interval, ``LiveService.run`` (the production loop: plan, ICMP batch with the
+   sentinel, SNMP beside, confirmation in ``Service.ingest``, heartbeat) for ``--minutes`` of wall time (at
+   most 15), with the API (uvicorn on a free 127.0.0.1 port, the same app as ``slawatch run``) scraped at
+   ``/metrics`` every 15 s. 5 s is the demo's profile (``LiveSettings.demo()``); any other interval is the
+   default profile (3 pings, 1 s timeout, 15 s while suspect) with that interval, and a rate limit that
+   covers the inventory (1.5x ``polled x 3 / interval`` packets/s, at least the default 2,000).
+
+Printed every minute and at the end: cycles (count, duration p50 / p99 / max, also as a share of the
+interval), how late the event loop ran (a 0.25 s sleeper's worst overshoot: what a blocking step costs the
+API), the scrapes' durations, the process's CPU share (user + system / wall: 1.0 is one core) and RSS. The lab
+(``slawatch lab up``, its own state directory and nft table, taken down at the end) answers every address;
+``--snmp-limit`` SNMP agents run (the other SNMP targets time out beside the cycles, as a silent agent does).
 
 Only loopback addresses are probed. Needs root (raw ICMP sockets, nftables, snmpd). No figure here is a test.
 """
@@ -41,9 +45,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -51,15 +57,18 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from monitor.assessment import Month
-from monitor.events import NodeState, parse_event
+from monitor.events import parse_event
+from monitor.inventory import Inventory
 from monitor.inventory_io import dump_inventory
 from monitor.live import LiveService, LiveSettings
 from monitor.policy import DEFAULT_POLICY
 from monitor.sample import sample_inventory
 from monitor.sample_events import month_events
 from monitor.service import Service
+from monitor.settings import Settings
 from monitor.storage.database import Database
 
 
@@ -80,57 +89,206 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def profile(interval: float) -> LiveSettings:
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def profile(interval: float, polled: int) -> LiveSettings:
     if interval == 5:
         return LiveSettings.demo()
-    return replace(LiveSettings(), icmp_interval_s=interval, suspect_interval_s=min(15.0, interval))
+    rate = max(2000.0, round(1.5 * polled * 3 / interval, -2))
+    return replace(LiveSettings(), icmp_interval_s=interval, suspect_interval_s=min(15.0, interval), rate_pps=rate)
 
 
-async def measure(interval: float, duration: float, url: str, history: bool) -> None:
-    inventory = sample_inventory()
-    settings = profile(interval)
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def count_events(db: Database) -> int:
+    from sqlalchemy import text
+
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM events"))).scalar_one())
+
+
+async def empty(db: Database) -> None:
+    """Drop every table (a database given by URL is the benchmark's own) and upgrade again."""
+    from sqlalchemy import MetaData
+
+    async with db.engine.begin() as conn:
+        meta = MetaData()
+        await conn.run_sync(meta.reflect)
+        await conn.run_sync(meta.drop_all)
+    await db.upgrade()
+
+
+async def timed_start(service: Service, settings: LiveSettings, label: str) -> None:
+    live = LiveService(service, settings)
+    began = time.monotonic()
+    await live.start()
+    took = time.monotonic() - began
+    began = time.monotonic()
+    await live.stop()
+    stopped = time.monotonic() - began
+    print(
+        f"  start-up {label}: {took:6.1f} s (clean stop {stopped:4.1f} s); {await count_events(service.db):,} events "
+        f"stored; load {load()}",
+        flush=True,
+    )
+
+
+async def startup(url: str, inventory: Inventory, scale: int, history: bool, restarts: int) -> None:
+    """Start-up on the inventory alone, after a month of history, and after restarts (fresh Service each)."""
+    settings = profile(60, sum(1 for n in inventory.nodes() if n.address is not None))
     db = Database(url)
     await db.connect()
-    await db.upgrade()
     try:
-        service = Service(db)
-        await service.import_inventory(inventory)
+        await db.upgrade()
+        await empty(db)
+        began = time.monotonic()
+        await Service(db).import_inventory(inventory)
+        print(f"  inventory imported: {len(inventory):,} nodes in {time.monotonic() - began:.1f} s", flush=True)
+        await timed_start(Service(db), settings, "inventory only (no history)")
         if history:
             month = Month.parse("2026-10", DEFAULT_POLICY)
-            raw = month_events(inventory, month.start, days=month.length_days)
-            await service.ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
-        live = LiveService(service, settings)
-        await live.start()
-        loop = asyncio.get_running_loop()
-        durations: list[tuple[float, float, bool]] = []  # (start, seconds, steady)
-        polled = [n.id for n in inventory.nodes() if n.address is not None and n.active_at(live.clock())]
-        steady = False
-        cpu0, wall0 = time.process_time(), time.monotonic()
-        try:
-            while time.monotonic() - wall0 < duration:
-                began = loop.time()
-                await live.cycle()
-                took = loop.time() - began
-                durations.append((began, took, steady))
-                if not steady:
-                    states = live.states
-                    steady = all(states.get(n, NodeState.UP) is NodeState.UP for n in polled)
-                await asyncio.sleep(max(0.0, settings.tick_s - took))
-        finally:
-            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-            await live.stop()
-        now_mib, peak_mib = rss_mib()
-        print(
-            f"ICMP every {interval:g} s ({'demo' if interval == 5 else 'default'} profile, tick {settings.tick_s:g} s,"
-            f" {len(polled)} polled nodes, {db.dialect}, {'a month of events stored' if history else 'no events'}):"
-            f" {len(durations)} cycles in {wall:.0f} s"
+            began = time.monotonic()
+            raw = month_events(inventory, month.start, days=month.length_days, scale=scale)
+            await Service(db).ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
+            print(f"  a month replayed: {len(raw):,} events in {time.monotonic() - began:.1f} s", flush=True)
+        for i in range(restarts + 1):
+            await timed_start(Service(db), settings, f"{'after a month' if history else 'again'}, start {i + 1}")
+    finally:
+        await db.close()
+
+
+class Watch:
+    """What the run saw: cycle durations, the loop's lateness, scrapes; printed per minute."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.cycles: list[tuple[float, float]] = []  # (monotonic start, seconds)
+        self.lags: list[tuple[float, float]] = []
+        self.scrapes: list[tuple[float, float, int]] = []  # (at, seconds, bytes)
+        self.samples: list[tuple[float, float, float]] = []  # (wall, cpu, rss)
+
+    def wrap(self, live: LiveService) -> None:
+        cycle = live.cycle
+
+        async def timed() -> Any:
+            began = time.monotonic()
+            try:
+                return await cycle()
+            finally:
+                self.cycles.append((began, time.monotonic() - began))
+
+        live.cycle = timed  # type: ignore[method-assign]
+
+    async def sleeper(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            await asyncio.sleep(0.25)
+            self.lags.append((began, time.monotonic() - began - 0.25))
+
+    async def scraper(self, port: int, stop: asyncio.Event) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 15)
+                if stop.is_set():
+                    break
+                began = time.monotonic()
+                try:
+                    r = await client.get("/metrics")
+                    size = len(r.content)
+                except httpx.HTTPError:
+                    size = -1
+                self.scrapes.append((began, time.monotonic() - began, size))
+
+    def line(self, since: float, until: float) -> str:
+        cyc = [d for b, d in self.cycles if since <= b < until]
+        lag = [d for b, d in self.lags if since <= b < until]
+        scr = [d for b, d, _n in self.scrapes if since <= b < until]
+        i = self.interval
+        text = (
+            f"cycles {len(cyc):3d} p50 {quantile(cyc, 0.5):6.3f} s p99 {quantile(cyc, 0.99):6.3f} s "
+            f"({quantile(cyc, 0.99) / i:5.1%}) max {max(cyc, default=float('nan')):6.3f} s; "
+            f"loop late max {max(lag, default=0.0):5.3f} s; "
         )
-        for label, sample in (
-            ("all cycles   ", [d for _b, d, _s in durations]),
-            ("steady cycles", [d for _b, d, s in durations if s]),
-        ):
+        text += f"scrapes {len(scr)} max {max(scr, default=float('nan')):5.2f} s" if scr else "no scrape"
+        return text
+
+
+async def measure(interval: float, minutes: float, url: str, inventory: Inventory, history: bool, scale: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    polled = sum(1 for n in inventory.nodes() if n.address is not None)
+    settings = profile(interval, polled)
+    db = Database(url)
+    await db.connect()
+    try:
+        await db.upgrade()
+        service = Service(db)
+        if await count_events(db) == 0:
+            await service.import_inventory(inventory)
+            if history:
+                month = Month.parse("2026-10", DEFAULT_POLICY)
+                raw = month_events(inventory, month.start, days=month.length_days, scale=scale)
+                await service.ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
+        live = LiveService(service, settings)
+        watch = Watch(interval)
+        watch.wrap(live)
+        port = free_port()
+        app = create_app(Settings(), service=service)
+        app.state.live = live
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
+        stop = asyncio.Event()
+        wall0, cpu0 = time.monotonic(), time.process_time()
+        tasks = [
+            asyncio.create_task(live.run(stop)),
+            asyncio.create_task(server.serve()),
+            asyncio.create_task(watch.sleeper(stop)),
+            asyncio.create_task(watch.scraper(port, stop)),
+        ]
+        print(
+            f"ICMP every {interval:g} s ({'demo' if interval == 5 else 'default'} profile, tick {settings.tick_s:g} s, "
+            f"rate {settings.rate_pps:g} pps, {polled:,} polled nodes, {db.dialect}, "
+            f"{'a month of events stored' if history else 'no history'}); load {load()}",
+            flush=True,
+        )
+        end = wall0 + minutes * 60
+        mark = wall0
+        try:
+            while time.monotonic() < end:
+                await asyncio.sleep(min(60.0, end - time.monotonic()))
+                now = time.monotonic()
+                rss, _peak = rss_mib()
+                cpu = time.process_time() - cpu0
+                watch.samples.append((now - wall0, cpu, rss))
+                print(
+                    f"  {now - wall0:5.0f} s: {watch.line(mark, now)}; CPU {cpu / (now - wall0):5.1%} (since start) "
+                    f"RSS {rss:.0f} MiB; states {_states(live)}; load {load()}",
+                    flush=True,
+                )
+                mark = now
+        finally:
+            stop.set()
+            server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+        wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+        now_mib, peak_mib = rss_mib()
+        steady_from = wall0 + min(wall / 2, 180.0)  # after start-up: every node confirmed up once
+        steady = [d for b, d in watch.cycles if b >= steady_from]
+        cpu_steady = _cpu_between(watch.samples, steady_from - wall0)
+        allc = [d for _b, d in watch.cycles]
+        scr = [d for _b, d, _n in watch.scrapes]
+        for label, sample in (("all cycles   ", allc), ("steady cycles", steady)):
             if not sample:
-                print(f"  {label}: none (not every node was up before the end: run longer)")
                 continue
             p50, p99, worst = quantile(sample, 0.5), quantile(sample, 0.99), max(sample)
             print(
@@ -138,33 +296,75 @@ async def measure(interval: float, duration: float, url: str, history: bool) -> 
                 f"p99 {p99:7.3f} s ({p99 / interval:6.1%})  max {worst:7.3f} s ({worst / interval:6.1%}) "
                 f"of the interval; mean {statistics.fmean(sample):.3f} s"
             )
-        print(f"  CPU share {cpu / wall:.1%} of one core; RSS {now_mib:.0f} MiB (peak {peak_mib:.0f} MiB)")
+        print(
+            f"  CPU share {cpu / wall:.1%} of one core over the run, {cpu_steady} in the second half; "
+            f"RSS {now_mib:.0f} MiB (peak {peak_mib:.0f} MiB); /metrics scrapes: {len(scr)}, "
+            f"p50 {quantile(scr, 0.5):.2f} s, max {max(scr, default=float('nan')):.2f} s, "
+            f"{watch.scrapes[-1][2] if watch.scrapes else 0:,} bytes; loop late max "
+            f"{max((d for _b, d in watch.lags), default=0.0):.3f} s; load {load()}",
+            flush=True,
+        )
     finally:
         await db.close()
+
+
+def _states(live: LiveService) -> str:
+    from collections import Counter
+
+    counts = Counter(s.value for s in live.states.values())
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def _cpu_between(samples: list[tuple[float, float, float]], since: float) -> str:
+    inside = [(w, c) for w, c, _r in samples if w >= since]
+    before = [(w, c) for w, c, _r in samples if w < since]
+    if len(inside) < 1 or not before:
+        return "n/a"
+    (w0, c0), (w1, c1) = before[-1], inside[-1]
+    return f"{(c1 - c0) / (w1 - w0):.1%}" if w1 > w0 else "n/a"
 
 
 def lab(cmd: str, *args: str, env: dict[str, str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "collectors.lab.cli", cmd, *args], env=env, capture_output=True, text=True, check=False
     )
+    print(f"  lab {cmd}: {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ''}", flush=True)
     if proc.returncode != 0:
         raise SystemExit(f"lab {cmd} failed: {proc.stdout}{proc.stderr}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=120.0, help="seconds per interval (default 120)")
+    parser.add_argument("--scale", type=int, default=1, help="sample network times K (33: ~107,000 nodes)")
+    parser.add_argument("--minutes", type=float, default=None, help="minutes per interval (default 2, at most 15)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per interval (older spelling)")
     parser.add_argument("--interval", type=float, action="append", help="ICMP interval, s (default: 5 and 60)")
     parser.add_argument("--snmp-limit", type=int, default=10, help="SNMP agents in the lab (default 10)")
-    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument("--database-url", help="default: SQLite in a temporary directory (a URL's tables are dropped)")
     parser.add_argument("--no-history", action="store_true", help="no month of events stored before the run")
+    parser.add_argument("--restarts", type=int, default=2, help="restarts timed after the month (default 2)")
+    parser.add_argument("--startup-only", action="store_true", help="time the start-ups only (no lab, no cycles)")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root: raw ICMP sockets, nftables and snmpd for the lab")
+    minutes = min(15.0, args.minutes if args.minutes is not None else (args.duration or 120.0) / 60)
     intervals = args.interval or [5.0, 60.0]
+    inventory = sample_inventory(scale=args.scale)
+    print(
+        f"bench_live {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, load {load()}; "
+        f"scale {args.scale}: {len(inventory):,} nodes",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        if not args.no_startup:
+            url = args.database_url or f"sqlite+aiosqlite:///{tmp}/startup.db"
+            print(f"start-up ({url.split(':', 1)[0]}):", flush=True)
+            asyncio.run(startup(url, inventory, args.scale, not args.no_history, args.restarts))
+        if args.startup_only:
+            return
         sample = Path(tmp) / "sample.csv"
-        sample.write_text(dump_inventory(sample_inventory(), "csv", include_secrets=True), encoding="utf-8")
+        sample.write_text(dump_inventory(inventory, "csv", include_secrets=True), encoding="utf-8")
         env = {
             **os.environ,
             "SLAWATCH_LAB_DIR": str(Path(tmp) / "lab"),
@@ -173,10 +373,26 @@ def main() -> None:
         lab("up", "--inventory", str(sample), "--snmp-limit", str(args.snmp_limit), env=env)
         try:
             for i, interval in enumerate(intervals):
-                url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench{i}.db"
-                asyncio.run(measure(interval, args.duration, url, not args.no_history))
+                if args.database_url:
+                    url = args.database_url
+                    if i == 0 and args.no_startup:
+                        asyncio.run(_empty_url(url))
+                else:
+                    url = f"sqlite+aiosqlite:///{tmp}/bench{i}.db"
+                    if i == 0 and not args.no_startup:
+                        os.replace(f"{tmp}/startup.db", f"{tmp}/bench0.db")  # its month is already in
+                asyncio.run(measure(interval, minutes, url, inventory, not args.no_history, args.scale))
         finally:
             lab("down", env=env)
+
+
+async def _empty_url(url: str) -> None:
+    db = Database(url)
+    await db.connect()
+    try:
+        await empty(db)
+    finally:
+        await db.close()
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ class BlindClocks:
 
     def __init__(self) -> None:
         self.clocks: dict[str, BlindClock] = {}
+        self._missing: set[str] = set()  # nodes whose clock counts missed probes
 
     def due(self, node: str, at: datetime) -> None:
         if node not in self.clocks:
@@ -85,16 +86,25 @@ class BlindClocks:
 
     def hold(self, node: str, at: datetime) -> None:
         self.clocks[node] = BlindClock(at)
+        self._missing.discard(node)
 
     def verdict(self, node: str, at: datetime) -> None:
         self.clocks[node] = BlindClock(at)
+        self._missing.discard(node)
 
     def missed(self, node: str, at: datetime) -> None:
         clock = self.clocks.get(node) or BlindClock(at)
         self.clocks[node] = BlindClock(clock.since, clock.missed + 1)
+        self._missing.add(node)
 
     def forget(self, node: str) -> None:
         self.clocks.pop(node, None)
+        self._missing.discard(node)
+
+    def lagging(self, blind_after: int) -> list[str]:
+        """The nodes that missed at least ``blind_after`` probes in a row (the only ones :meth:`lag` can name):
+        a cycle looks at these, not at every polled node."""
+        return [n for n in self._missing if self.clocks[n].missed >= blind_after]
 
     def lag(
         self, now: datetime, intervals: Mapping[str, float], blind_after: int, *, states: Mapping[str, NodeState]

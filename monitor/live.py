@@ -151,6 +151,8 @@ class LiveSettings:
             suspect_interval_s=self.suspect_interval_s,
             rate_pps=self.rate_pps,
             icmp_cost=self.icmp_count,
+            # a cycle (tick, the pings' spacing and timeout) may run past a second: its plan keeps that budget
+            burst_s=max(1.0, self.tick_s + (self.icmp_count - 1) * self.icmp_spacing_s + self.icmp_timeout_s + 1.0),
         )
 
     def probe_options(self) -> ProbeOptions:
@@ -232,6 +234,8 @@ class LiveService:
         self.service = service
         self.db: Database = service.db
         self.live = live or LiveSettings()
+        # the service's ingest asks whether the stored inventory changed no more often than the loop reloads it
+        service.inventory_check_s = max(service.inventory_check_s, self.live.inventory_refresh_s)
         self.clock: Callable[[], datetime] = clock or service.clock
         options = self.live.probe_options()
         self.probers: dict[str, Prober] = (
@@ -250,6 +254,8 @@ class LiveService:
         self.cycles = 0
         self._open = False
         self._snmp: tuple[datetime, list[Node], asyncio.Task[dict[str, ProbeResult]]] | None = None
+        self._due_list: list[str] | None = None  # the targets list whose nodes' blind clocks were started
+        self._prepared: asyncio.Task[None] | None = None  # SNMP targets being registered (the first batch waits)
 
     # ------------------------------------------------------------------ queries (API, metrics, tests)
     @property
@@ -293,6 +299,8 @@ class LiveService:
     def _polled(self, at: datetime | None = None) -> list[str]:
         if self.inventory is None:
             return []
+        if self.scheduler is not None and at is not None:  # kept by the scheduler (do not change the list)
+            return self.scheduler.current_targets(self.inventory, at)[ICMP]
         return Scheduler.targets(self.inventory, at)[ICMP]
 
     # ------------------------------------------------------------------ lifecycle
@@ -314,12 +322,16 @@ class LiveService:
             await self.service.forget_poll_runs(polled)
             self.scheduler = Scheduler(self.live.schedule(), start=now)
             self.started_at = now
+            polled = self._polled(now)
             for node_id in polled:
                 self.tracked.blind.due(node_id, now)
+            self._due_list = polled
+            self._warn_rate(len(polled))
             await write_heartbeat(self.db, at=now, started_at=now, running=True, name=self.live.heartbeat_name)
             snmp = self.probers.get(SNMP)
-            if isinstance(snmp, SnmpProber):
-                await snmp.prepare([inventory[n] for n in Scheduler.targets(inventory, now)[SNMP]])
+            if isinstance(snmp, SnmpProber):  # beside the cycles: registering 600 targets takes seconds
+                targets = [inventory[n] for n in self.scheduler.current_targets(inventory, now)[SNMP]]
+                self._prepared = asyncio.create_task(self._prepare_snmp(snmp, targets), name="slawatch-snmp-prepare")
         except BaseException:
             await self._close_probers()
             raise
@@ -389,14 +401,23 @@ class LiveService:
         states = t.states
         plan = self.scheduler.plan(at, inventory, states)
         polled = self._polled(at)
-        # a node new to the inventory starts unknown, as every node does at start (SPEC §2)
-        fresh = [n for n in polled if n not in t.blind.clocks]
-        for node_id in polled:
-            t.blind.due(node_id, at)
+        fresh: list[str] = []
+        if polled is not self._due_list:  # the targets changed (kept as one list until then)
+            # a node new to the inventory starts unknown, as every node does at start (SPEC §2)
+            fresh = [n for n in polled if n not in t.blind.clocks]
+            for node_id in polled:
+                t.blind.due(node_id, at)
+            self._due_list = polled
         # held (or just released) nodes are not due: their blind clocks start again now (SPEC R2)
         for node_id in (*plan.held, *plan.released):
             t.blind.hold(node_id, at)
-        intervals = {n: self.scheduler.interval(ICMP, n, states) for n in polled if n not in plan.held}
+        # only nodes that missed blind_after probes in a row can lag (in inventory order)
+        order = self.scheduler.order
+        lagging = sorted(
+            (n for n in t.blind.lagging(self.live.blind_after) if n in order and n not in plan.held),
+            key=order.__getitem__,
+        )
+        intervals = {n: self.scheduler.interval(ICMP, n, states) for n in lagging}
         unknown: list[StateEvent] = unknown_events(fresh, states, at=at, known_at=at)
         unknown += t.blind.lag(at, intervals, self.live.blind_after, states=states)
         # SNMP runs beside the cycles (a silent agent may take seconds): take the finished batch, start the next
@@ -423,8 +444,8 @@ class LiveService:
         blind = "sentinels" if sentinels_blind(sentinel_ok) else None
         # judge (pure)
         polls: list[PollEvent] = []
-        after_lag = dict(states) | {e.node: e.state for e in unknown}
         if blind is not None:
+            after_lag = dict(states) | {e.node: e.state for e in unknown}
             unknown += unknown_events(polled, after_lag, at=at, known_at=finished)
             for node in icmp_nodes:
                 self.scheduler.record(ICMP, node.id, at, None)
@@ -470,7 +491,7 @@ class LiveService:
             log.error("live ingest refused", extra={"error": error})
         report = CycleReport(
             at=at,
-            finished=finished,
+            finished=self.clock(),  # the store step included
             probed={ICMP: len(icmp_nodes), SNMP: len(snmp_nodes)},
             held=len(plan.held),
             deferred=sum(len(v) for v in plan.deferred.values()),
@@ -521,7 +542,19 @@ class LiveService:
             n_facts += len(new)
         return n_facts, refused
 
+    @staticmethod
+    async def _prepare_snmp(prober: SnmpProber, nodes: Sequence[Node]) -> None:
+        """Register the SNMP targets a few at a time, giving the loop a turn in between."""
+        for i in range(0, len(nodes), 8):
+            await prober.prepare(nodes[i : i + 8])
+            await asyncio.sleep(0)
+
     async def _cancel_snmp(self) -> None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and not prepared.done():
+            prepared.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await prepared
         if self._snmp is not None:
             task = self._snmp[2]
             self._snmp = None
@@ -535,6 +568,9 @@ class LiveService:
         prober = self.probers.get(kind)
         if prober is None:
             return {}
+        if kind == SNMP and self._prepared is not None:  # its targets registered first
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._prepared)
         results = await prober.probe(nodes)
         for node in nodes:
             r = results.get(node.id)
@@ -572,6 +608,20 @@ class LiveService:
         if report.blind:
             extra["sentinels"] = list(self.live.sentinels)
         log.log(level, "live cycle", extra=extra)
+
+    def _warn_rate(self, polled: int) -> None:
+        """Say so when the rate limit cannot poll every node once per interval (they would fall behind)."""
+        needed = polled * self.live.icmp_count / self.live.icmp_interval_s
+        if needed > self.live.rate_pps:
+            log.warning(
+                "rate limit below what the inventory needs",
+                extra={
+                    "polled_nodes": polled,
+                    "rate_pps": self.live.rate_pps,
+                    "needed_pps": round(needed),
+                    "nodes_per_interval": int(self.live.rate_pps * self.live.icmp_interval_s / self.live.icmp_count),
+                },
+            )
 
     # ------------------------------------------------------------------ storage helpers
     async def _store_unknown(self, events: Sequence[StateEvent]) -> None:

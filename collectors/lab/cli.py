@@ -50,6 +50,9 @@ ROOT_MESSAGE = (
     "on loopback UDP ports such as 161 and 16100. Run it as root (sudo); the rest of slawatch runs without."
 )
 DURATION_HELP = "30s, 10m, 2h, 1h30m"
+# Without --snmp-limit, at most this many SNMP agents: each is an snmpd (~12 MiB) and, once polled, two IF-MIB
+# helpers (~10 MiB each), so a province's 652 SNMP CPEs would take ~21 GiB; the other CPEs' SNMP times out.
+DEFAULT_MAX_AGENTS = 100
 
 lab_app = typer.Typer(
     help="The lab: a simulated network on this machine. Every polled address of the inventory (127.0.0.0/8 or "
@@ -159,7 +162,11 @@ def up(
     ],
     snmp_limit: Annotated[
         int | None,
-        typer.Option(min=0, help="Start SNMP agents for only the first N CPEs with SNMP settings (a light demo)."),
+        typer.Option(
+            min=0,
+            help="Start SNMP agents for only the first N CPEs with SNMP settings (a light demo). Default: all, "
+            f"at most {DEFAULT_MAX_AGENTS} (about 33 MiB each once polled); the other CPEs' SNMP times out.",
+        ),
     ] = None,
     sentinel: Annotated[
         list[str] | None,
@@ -230,6 +237,13 @@ def up(
             typer.echo(f"stale lab cleaned up: {line}")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
+    with_snmp = sum(1 for n in inv.nodes() if n.snmp is not None and n.address is not None)
+    if snmp_limit is None and with_snmp > DEFAULT_MAX_AGENTS:
+        snmp_limit = DEFAULT_MAX_AGENTS
+        typer.echo(
+            f"{with_snmp} CPEs have SNMP settings: starting agents for the first {snmp_limit} (--snmp-limit N for "
+            "more, about 33 MiB each once polled); the others' SNMP times out"
+        )
     LabConfig(str(inventory.absolute()), table, sentinels, snmp_limit).write(directory)
     with open(directory / LOG, "ab") as log:
         starter = subprocess.Popen(
@@ -243,15 +257,17 @@ def up(
     pid = read_pid(directory / PID)
     agents = sum(1 for n in inv.nodes() if n.snmp is not None)
     agents = min(agents, snmp_limit) if snmp_limit is not None else agents
-    deadline = time.monotonic() + 20 + 6 * agents
+    deadline = time.monotonic() + 20 + 6 * agents + len(inv) / 2000  # loading 100,000 nodes takes seconds
     status: dict[str, Any] | None = None
+    shown = 0  # the daemon's progress lines of the log already echoed
     while status is None and time.monotonic() < deadline:
         try:
             status = request(directory, {"cmd": "status"}, timeout_s=10)
         except (LabNotRunning, OSError):
             if starter.returncode != 0 or pid is None or not pid_alive(pid):
                 break
-            time.sleep(0.05)
+            shown = _progress(directory, shown)
+            time.sleep(0.2)
     if status is None or not status.get("ok"):
         try:
             tail = (directory / LOG).read_text(errors="replace")[-3000:]
@@ -269,6 +285,17 @@ def up(
         typer.echo(f"  agent {node} not running: {error}", err=True)
 
 
+def _progress(directory: Path, shown: int) -> int:
+    """Echo the daemon's new ``progress:`` log lines (long steps of a large lab); returns how many were seen."""
+    try:
+        lines = [ln for ln in (directory / LOG).read_text(errors="replace").splitlines() if " progress: " in ln]
+    except OSError:
+        return shown
+    for line in lines[shown:]:
+        typer.echo("  " + line.split(" progress: ", 1)[1])
+    return len(lines)
+
+
 @lab_app.command()
 def down() -> None:
     """Stop the lab: stop every agent and the daemon, delete the nft table, remove the state directory."""
@@ -277,7 +304,7 @@ def down() -> None:
     pid = read_pid(directory / PID)
     try:
         request(directory, {"cmd": "down"}, timeout_s=30)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a hundred agents take a while to stop
         while pid and pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         stopped = True

@@ -311,7 +311,9 @@ class LabDaemon:
         self.dir = directory
         self.config = LabConfig.read(directory)
         path = Path(self.config.inventory)
+        began = time.monotonic()
         self.inv: Inventory = load_inventory(path)
+        log.info("progress: inventory loaded: %d nodes in %.1f s", len(self.inv), time.monotonic() - began)
         problems = check_loopback(self.inv, path)
         if problems:
             raise LabInputError("\n".join(problems))
@@ -334,7 +336,10 @@ class LabDaemon:
         agent_dir = self.dir / AGENTS
         if snmp_nodes:
             agent_dir.mkdir(mode=0o700, exist_ok=True)
-        for node in snmp_nodes:
+        began = time.monotonic()
+        for i, node in enumerate(snmp_nodes, 1):
+            if i % 20 == 0 or i == len(snmp_nodes):
+                log.info("progress: SNMP agents %d/%d (%.0f s)", i, len(snmp_nodes), time.monotonic() - began)
             try:
                 agent = make_agent(node, agent_dir)
             except (ValueError, FileNotFoundError) as exc:

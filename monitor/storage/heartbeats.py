@@ -102,12 +102,21 @@ async def latest_states(db: Database) -> dict[str, tuple[NodeState, datetime]]:
 
 
 async def latest_state_events(db: Database) -> dict[str, tuple[NodeState, datetime, datetime]]:
-    """Each node's latest stored ``state`` event in processing order (known, seq): (state, dated, known)."""
-    stmt = (
-        select(_events.c.node, _events.c.payload, _events.c.known)
-        .where(_events.c.type == "state")
-        .order_by(_events.c.known, _events.c.seq)
+    """Each node's latest stored ``state`` event in processing order (known, seq): (state, dated, known).
+
+    One row per node of the inventory, each found through the ``node`` index (newest first, one row), so the
+    cost follows the nodes and each node's own history, not the length of the event log (a restart adds a
+    couple of state events per node; a month of them used to be read back whole at every start)."""
+    e = _events.c
+    newest = (
+        select(e.seq)
+        .where(e.node == _nodes.c.id, e.type == "state")
+        .order_by(e.known.desc(), e.seq.desc())
+        .limit(1)
+        .scalar_subquery()
     )
+    picked = select(newest.label("seq")).select_from(_nodes).subquery()
+    stmt = select(e.node, e.payload, e.known).join(picked, e.seq == picked.c.seq)
     with translate_errors("load the latest node states", db.url):
         async with db.engine.connect() as conn, conn.begin():
             rows = (await conn.execute(stmt)).all()
