@@ -4,8 +4,9 @@ SQLite and PostgreSQL, so that a new route cannot be left open; and ``/docs`` wo
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from tests.api.conftest import Client
+from tests.api.conftest import CST, Client
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 #: Write routes deliberately without a bearer token, each with its reason.
@@ -67,3 +68,43 @@ async def test_docs_need_no_internet(client: Client) -> None:
         assert url.startswith("/"), f"/docs loads {url} from elsewhere"
         got = await client.http.get(url)
         assert got.status_code == 200, url
+
+
+#: (method, path, body, the roles besides admin that may): each route of this release, tried by every role.
+OPEN_INCIDENT = "CPE-0003@2026-03-20T02:00:00Z"
+ANY = ("viewer", "collector", "operator", "assessor")
+MATRIX: tuple[tuple[str, str, object, tuple[str, ...]], ...] = (
+    ("GET", "/api/v1/incidents", None, ANY),
+    ("GET", f"/api/v1/incidents/{OPEN_INCIDENT}", None, ANY),
+    ("GET", "/api/v1/contracts/default/incidents", None, ANY),
+    ("GET", "/api/v1/queue", None, ANY),
+    ("GET", "/api/v1/daily/2026-03-20", None, ANY),
+    ("GET", "/api/v1/projection", None, ANY),
+    ("GET", "/api/v1/inventory", None, ANY),
+    ("GET", "/api/v1/inventory/CPE-0003", None, ANY),
+    ("GET", "/api/v1/audit", None, ("assessor",)),
+    ("GET", "/api/v1/tokens", None, ()),
+    ("POST", f"/api/v1/incidents/{OPEN_INCIDENT}/explanation", {"text": "x"}, ("operator",)),
+    ("POST", f"/api/v1/incidents/{OPEN_INCIDENT}/ack", {}, ("operator",)),
+    ("POST", f"/api/v1/incidents/{OPEN_INCIDENT}/onsite", {}, ("operator",)),
+    ("POST", f"/api/v1/incidents/{OPEN_INCIDENT}/exclusion", {"cause": "x"}, ("operator",)),
+    ("POST", f"/api/v1/incidents/{OPEN_INCIDENT}/exclusion/reject", {}, ("assessor",)),
+    ("POST", f"/api/v1/incidents/{OPEN_INCIDENT}/exclusion/approve", {}, ("assessor",)),
+    ("POST", "/api/v1/tokens", {"name": "t", "role": "viewer"}, ()),
+)
+
+
+async def test_every_new_route_by_every_role(client: Client) -> None:
+    """Allowed roles are not refused (401/403); the others get 403. Acts that can happen once are tried by
+    the allowed roles in turn (409 after the first counts as allowed)."""
+    c = client
+    await c.state(datetime(2026, 3, 20, 10, 0, tzinfo=CST), "CPE-0003", "down")
+    c.clock.now = datetime(2026, 3, 20, 12, 0, tzinfo=CST)
+    for method, path, body, allowed in MATRIX:
+        for role in (*ANY, "admin"):
+            r = await c.http.request(method, path, json=body, headers=c.auth(role))
+            if role == "admin" or role in allowed:
+                assert r.status_code not in (401, 403), (method, path, role, r.text)
+                assert r.status_code < 500, (method, path, role, r.text)
+            else:
+                assert r.status_code == 403, (method, path, role, r.status_code)
