@@ -8,9 +8,10 @@ skipped, except under ``CI=true``, where they fail.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,13 @@ async def db(empty_db: Database) -> Database:
 @pytest.fixture
 def repo(db: Database) -> Repository:
     return db.repository()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working directory for the ``slawatch`` command (``tests/cli.py``): data in ``tmp_path/data`` (SQLite)."""
+    monkeypatch.setenv("SLAWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("SLAWATCH_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    logging.getLogger().handlers.clear()  # the CLI's handler points at the runner's closed stream

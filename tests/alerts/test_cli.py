@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from monitor.alerts.outbox import mark_failed, messages, write_plans
@@ -18,15 +15,6 @@ from monitor.cli import app
 from monitor.storage import Database, default_database_url
 
 T0 = datetime(2026, 10, 3, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("SLAWATCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("SLAWATCH_DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    logging.getLogger().handlers.clear()
 
 
 async def park_one(data: Path) -> None:

@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from monitor.cli import app
+from tests.cli import run
 
 SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("SLAWATCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("SLAWATCH_DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    logging.getLogger().handlers.clear()  # the CLI's handler points at the runner's closed stream
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_every_command_explains_itself() -> None:

@@ -4,32 +4,15 @@ writes a stream whose replay into a fresh database gives the same report."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from monitor.cli import app
+from tests.cli import run
 
 SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 AS_OF = "2026-11-20T00:00:00+08:00"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("SLAWATCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("SLAWATCH_DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    logging.getLogger().handlers.clear()  # the CLI's handler points at the runner's closed stream
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def polls(path: Path, node: str, day: int, hours: range, ok: bool) -> Path:
