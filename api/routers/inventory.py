@@ -56,21 +56,14 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def _states(request: Request, service: Service) -> tuple[str, Mapping[str, NodeState]]:
-    live: LiveService | None = getattr(request.app.state, "live", None)
-    if live is not None and live.inventory is not None:
-        return "live", live.states
-    return "stored", {}
-
-
 async def _state_view(
     request: Request, service: Service
 ) -> tuple[str, Mapping[str, NodeState], Mapping[str, datetime]]:
-    source, states = _states(request, service)
-    if source == "live":
-        live: LiveService = request.app.state.live
-        return source, states, live.tracked.since
-    return source, await service.node_states(), await service.node_since()
+    """``(source, states, since)``: the live service's of this process, else the stored ones."""
+    live: LiveService | None = getattr(request.app.state, "live", None)
+    if live is not None and live.inventory is not None:
+        return "live", live.states, live.tracked.since
+    return "stored", await service.node_states(), await service.node_since()
 
 
 def _behind(inventory: Inventory, states: Mapping[str, NodeState], node_id: str) -> str | None:

@@ -5,8 +5,10 @@ nothing stored; 413 over the body limit)."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from tests.api.conftest import CST, SMALL, Client
+from tests.api.test_metrics import live_api
 
 CSV = {"Content-Type": "text/csv"}
 
@@ -85,3 +87,20 @@ async def test_import_validated_whole(client: Client) -> None:
     assert r.status_code == 413
     r = await c.http.post("/api/v1/inventory?format=xml", content=text, headers={**CSV, **c.auth("admin")})
     assert (r.status_code, r.json()["field"]) == (422, "format")
+
+
+async def test_inventory_state_from_the_live_service(tmp_path: Path) -> None:
+    """With a live service in the process its states are served (a fresh start: every polled node unknown)."""
+    async with live_api(tmp_path) as lab:
+        r = await lab.client.get("/api/v1/inventory/CPE-1", headers=lab.auth())
+        assert r.status_code == 200, r.text
+        assert (r.json()["state_source"], r.json()["state"]) == ("live", "unknown")
+        lab.icmp.failing = {"CPE-1"}
+        await lab.step()
+        node = (await lab.client.get("/api/v1/inventory/CPE-1", headers=lab.auth())).json()
+        assert (node["state"], node["since"]) == ("down", lab.clock.now.isoformat())
+        cams = (await lab.client.get("/api/v1/inventory", params={"under": "CPE-1"}, headers=lab.auth())).json()
+        assert all(n["behind"] == "CPE-1" for n in cams["nodes"])
+    async with live_api(tmp_path / "stored", with_live=False) as lab:  # started elsewhere: its stored states
+        r = await lab.client.get("/api/v1/inventory/CPE-1", headers=lab.auth())
+        assert (r.json()["state_source"], r.json()["state"]) == ("stored", "unknown")
