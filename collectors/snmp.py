@@ -65,7 +65,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import hmac
 import importlib.util
 import ipaddress
 import logging
@@ -79,6 +81,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from pysnmp.error import PySnmpError  # type: ignore[import-untyped, unused-ignore]
 from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped, unused-ignore]
     CommunityData,
@@ -142,6 +145,10 @@ _SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; not exported by the socket modul
 MAX_PLAUSIBLE_BPS = 1e12  # a "rate" above 1 Tbit/s is a counter discontinuity, not traffic
 # pysnmp ciphers (DES, AES) come from 'cryptography'; without it every authPriv request fails.
 _HAVE_CRYPTOGRAPHY = importlib.util.find_spec("cryptography") is not None
+try:  # cryptography >= 43 keeps CFB among the "decrepit" modes; the old import warns, then goes away
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB as _CFB
+except ImportError:  # pragma: no cover - older cryptography
+    from cryptography.hazmat.primitives.ciphers.modes import CFB as _CFB
 
 _AUTH_PROTOCOLS: dict[str, Any] = {
     "MD5": _auth.USM_AUTH_HMAC96_MD5,
@@ -367,7 +374,7 @@ _TAG_NAMES: dict[int, str] = {
     0x82: "EndOfMibView",
 }
 _UNSIGNED_TAGS = frozenset({0x41, 0x42, 0x43, 0x46})
-_PDU_GET, _PDU_RESPONSE, _PDU_GETBULK = 0xA0, 0xA2, 0xA5
+_PDU_GET, _PDU_RESPONSE, _PDU_GETBULK, _PDU_REPORT = 0xA0, 0xA2, 0xA5, 0xA8
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,9 +434,7 @@ def _ber_varbinds(oids: Sequence[Oid]) -> bytes:
     return _ber(0x30, b"".join(_ber(0x30, _ber_oid(o) + b"\x05\x00") for o in oids))
 
 
-def _v2c_message(pdu_tag: int, request_id: int, community: bytes, a: int, b: int, varbinds: bytes) -> bytes:
-    """A v2c message; ``a``/``b`` are error-status/error-index (0, 0) or non-repeaters/max-repetitions."""
-    pdu = _ber(pdu_tag, _ber_int(request_id) + _ber_int(a) + _ber_int(b) + varbinds)
+def _v2c_message(community: bytes, pdu: bytes) -> bytes:
     return _ber(0x30, b"\x02\x01\x01" + _ber(0x04, community) + pdu)
 
 
@@ -451,38 +456,45 @@ def _tl(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class _V2cResponse:
+class _Response:
+    """A decoded Response or Report PDU. ``engine``: (engine ID, boots, time) from a v3 message's
+    security parameters; ``authenticated``: the v3 message carried a valid HMAC."""
+
+    report: bool
     request_id: int
-    community: bytes
     error_status: int
     error_index: int
     var_binds: list[tuple[Oid, _Value]]
+    engine: tuple[bytes, int, int] | None = None
+    authenticated: bool = False
 
 
-def _parse_v2c_response(data: bytes, oid_cache: dict[bytes, Oid]) -> _V2cResponse:
-    """Decode a v2c Response message; ``_BerError`` when it is anything else or malformed."""
-    size = len(data)
-    tag, pos, end = _tl(data, 0, size)
-    if tag != 0x30 or end != size:
-        raise _BerError("not a SEQUENCE")
+def _int_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(value, next position) of the INTEGER at ``pos``."""
     tag, start, stop = _tl(data, pos, end)
-    if tag != 0x02 or data[start:stop] != b"\x01":
-        raise _BerError("not SNMPv2c")
-    tag, start, stop = _tl(data, stop, end)
+    if tag != 0x02 or not start < stop <= start + 9:
+        raise _BerError("bad INTEGER")
+    return int.from_bytes(data[start:stop], "big", signed=True), stop
+
+
+def _octets_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(content start, content end) of the OCTET STRING at ``pos``."""
+    tag, start, stop = _tl(data, pos, end)
     if tag != 0x04:
-        raise _BerError("no community")
-    community = data[start:stop]
-    tag, pos, end = _tl(data, stop, end)
-    if tag != _PDU_RESPONSE or end != size:
-        raise _BerError("not a Response PDU")
-    header: list[int] = []
-    for _ in range(3):
-        tag, start, pos = _tl(data, pos, end)
-        if tag != 0x02 or not start < pos <= start + 5:
-            raise _BerError("bad PDU header")
-        header.append(int.from_bytes(data[start:pos], "big", signed=True))
-    tag, pos, end2 = _tl(data, pos, end)
-    if tag != 0x30 or end2 != end:
+        raise _BerError("bad OCTET STRING")
+    return start, stop
+
+
+def _parse_pdu(data: bytes, pos: int, end: int, oid_cache: dict[bytes, Oid]) -> _Response:
+    """The Response [2] or Report [8] PDU at ``pos``, which must end at ``end``."""
+    pdu_tag, pos, pdu_end = _tl(data, pos, end)
+    if pdu_tag not in (_PDU_RESPONSE, _PDU_REPORT) or pdu_end != end:
+        raise _BerError("not a Response or Report PDU")
+    request_id, pos = _int_at(data, pos, end)
+    error_status, pos = _int_at(data, pos, end)
+    error_index, pos = _int_at(data, pos, end)
+    tag, pos, list_end = _tl(data, pos, end)
+    if tag != 0x30 or list_end != end:
         raise _BerError("bad varbind list")
     var_binds: list[tuple[Oid, _Value]] = []
     while pos < end:
@@ -518,29 +530,247 @@ def _parse_v2c_response(data: bytes, oid_cache: dict[bytes, Oid]) -> _V2cRespons
             value = content
         var_binds.append((oid, _Value(name, value)))
         pos = vend
-    return _V2cResponse(header[0], community, header[1], header[2], var_binds)
+    return _Response(pdu_tag == _PDU_REPORT, request_id, error_status, error_index, var_binds)
 
 
-def _expire(future: asyncio.Future[_V2cResponse | None]) -> None:
+def _message_id(data: bytes) -> int:
+    """The id a response is matched by: the request-id (v2c) or the msgID (v3)."""
+    size = len(data)
+    tag, pos, end = _tl(data, 0, size)
+    if tag != 0x30 or end != size:
+        raise _BerError("not a SEQUENCE")
+    version, pos = _int_at(data, pos, end)
+    if version == 1:
+        _, pos = _octets_at(data, pos, end)
+        _, pos, _ = _tl(data, pos, end)  # into the PDU
+        return _int_at(data, pos, end)[0]
+    if version == 3:
+        tag, pos, _ = _tl(data, pos, end)  # into msgGlobalData
+        if tag != 0x30:
+            raise _BerError("bad msgGlobalData")
+        return _int_at(data, pos, end)[0]
+    raise _BerError(f"SNMP version {version}")
+
+
+def _parse_v2c(data: bytes, community: bytes, oid_cache: dict[bytes, Oid]) -> _Response:
+    size = len(data)
+    _, pos, end = _tl(data, 0, size)
+    _, pos = _int_at(data, pos, end)
+    start, pos = _octets_at(data, pos, end)
+    if data[start:pos] != community:
+        raise _BerError("another community")
+    return _parse_pdu(data, pos, end, oid_cache)
+
+
+# --- SNMPv3 USM (RFC 3414) with HMAC-MD5/SHA-1 (RFC 3414), HMAC-SHA-2 (RFC 7860) and AES-128-CFB (RFC 3826)
+# on the same transport and codec. Other privacy protocols (DES, 3DES, AES-192/256) stay on pysnmp.
+
+_USM_AUTH: dict[str, tuple[str, int]] = {  # protocol -> (hashlib name, MAC length)
+    "MD5": ("md5", 12),
+    "SHA": ("sha1", 12),
+    "SHA1": ("sha1", 12),
+    "SHA224": ("sha224", 16),
+    "SHA256": ("sha256", 24),
+    "SHA384": ("sha384", 32),
+    "SHA512": ("sha512", 48),
+}
+_USM_FAST_PRIV = frozenset({"AES", "AES128"})
+_FLAG_AUTH, _FLAG_PRIV, _FLAG_REPORTABLE = 0x01, 0x02, 0x04
+_MAX_MESSAGE = 65507
+_USM_STATS = (1, 3, 6, 1, 6, 3, 15, 1, 1)  # usmStats...: 1 unsupportedSecLevels, 2 notInTimeWindows,
+# 3 unknownUserNames, 4 unknownEngineIDs, 5 wrongDigests, 6 decryptionErrors
+_NOT_IN_TIME_WINDOW, _UNKNOWN_ENGINE_ID = 2, 4
+_USM_REPORT_NAMES = {
+    1: "UnsupportedSecurityLevel",
+    2: "NotInTimeWindow",
+    3: "UnknownUserName",
+    4: "UnknownEngineID",
+    5: "WrongDigest",
+    6: "DecryptionError",
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _localized_key(hash_name: str, password: bytes, engine_id: bytes) -> bytes:
+    """RFC 3414 A.2 (RFC 7860 for SHA-2): hash of the password repeated to 1 MiB, localized to the engine."""
+    if not password:
+        raise ValueError("empty SNMPv3 key")
+    n = 1 << 20
+    ku = hashlib.new(hash_name, (password * (n // len(password) + 1))[:n]).digest()
+    return hashlib.new(hash_name, ku + engine_id + ku).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Usm:
+    """One v3 user's credentials for the native path (secrets: never in reprs)."""
+
+    user: bytes
+    hash_name: str = field(repr=False)
+    mac_len: int = field(repr=False)
+    auth_password: bytes = field(repr=False)
+    priv_password: bytes | None = field(repr=False)
+
+    def keys(self, engine_id: bytes) -> tuple[bytes, bytes | None]:
+        auth = _localized_key(self.hash_name, self.auth_password, engine_id)
+        if self.priv_password is None:
+            return auth, None
+        return auth, _localized_key(self.hash_name, self.priv_password, engine_id)[:16]
+
+
+@dataclass(slots=True)
+class _Engine:
+    """What we know of an agent's SNMP engine: ID, boots and time (as of ``learned_at``, monotonic s)."""
+
+    engine_id: bytes
+    boots: int
+    time: int
+    learned_at: float
+
+    def now(self) -> int:
+        return self.time + int(time.monotonic() - self.learned_at)
+
+    def update(self, boots: int, engine_time: int) -> None:
+        if boots > self.boots or (boots == self.boots and engine_time > self.now()):
+            self.boots, self.time, self.learned_at = boots, engine_time, time.monotonic()
+
+
+def _aes_cfb(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
+    cipher = Cipher(algorithms.AES(key), _CFB(iv))
+    ctx = cipher.encryptor() if encrypt else cipher.decryptor()
+    return ctx.update(data) + ctx.finalize()
+
+
+def _v3_message(
+    msg_id: int, usm: _Usm | None, engine: _Engine | None, salt: int, scoped_pdu: bytes
+) -> bytes:
+    """A v3 message: ``usm`` None is the discovery probe (noAuthNoPriv, empty engine ID and user)."""
+    if usm is None or engine is None:
+        flags, engine_id, boots, etime, user, mac_len, priv = _FLAG_REPORTABLE, b"", 0, 0, b"", 0, b""
+        data = scoped_pdu
+    else:
+        engine_id, boots, etime, user, mac_len = engine.engine_id, engine.boots, engine.now(), usm.user, usm.mac_len
+        auth_key, priv_key = usm.keys(engine_id)
+        flags = _FLAG_REPORTABLE | _FLAG_AUTH
+        priv = b""
+        data = scoped_pdu
+        if priv_key is not None:
+            flags |= _FLAG_PRIV
+            priv = salt.to_bytes(8, "big")
+            iv = boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + priv
+            data = _ber(0x04, _aes_cfb(priv_key, iv, scoped_pdu, True))
+    header = _ber(0x30, _ber_int(msg_id) + _ber_int(_MAX_MESSAGE) + _ber(0x04, bytes((flags,))) + _ber_int(3))
+    priv_tlv = _ber(0x04, priv)
+    params = _ber(
+        0x30,
+        _ber(0x04, engine_id) + _ber_int(boots) + _ber_int(etime) + _ber(0x04, user)
+        + _ber(0x04, bytes(mac_len)) + priv_tlv,
+    )
+    message = _ber(0x30, b"\x02\x01\x03" + header + _ber(0x04, params) + data)
+    if usm is None or engine is None:
+        return message
+    mac_end = len(message) - len(data) - len(priv_tlv)
+    mac = hmac.new(auth_key, message, usm.hash_name).digest()[:mac_len]
+    return message[: mac_end - mac_len] + mac + message[mac_end:]
+
+
+def _scoped_pdu(engine_id: bytes, pdu: bytes) -> bytes:
+    return _ber(0x30, _ber(0x04, engine_id) + b"\x04\x00" + pdu)
+
+
+def _pdu_parts(pdu_tag: int, a: int, b: int, varbinds: bytes) -> tuple[int, int, int, bytes]:
+    return pdu_tag, a, b, varbinds
+
+
+def _pdu(pdu_tag: int, request_id: int, a: int, b: int, varbinds: bytes) -> bytes:
+    return _ber(pdu_tag, _ber_int(request_id) + _ber_int(a) + _ber_int(b) + varbinds)
+
+
+def _parse_v3(data: bytes, usm: _Usm | None, oid_cache: dict[bytes, Oid]) -> _Response:
+    """Decode a v3 message; authenticated messages are verified (and decrypted) with ``usm``'s keys.
+
+    Unauthenticated messages are accepted only as Report PDUs (discovery, refusals)."""
+    size = len(data)
+    _, pos, end = _tl(data, 0, size)
+    _, pos = _int_at(data, pos, end)
+    tag, hpos, pos = _tl(data, pos, end)
+    if tag != 0x30:
+        raise _BerError("bad msgGlobalData")
+    _, hpos = _int_at(data, hpos, pos)  # msgID
+    _, hpos = _int_at(data, hpos, pos)  # msgMaxSize
+    fstart, hpos = _octets_at(data, hpos, pos)
+    model, _ = _int_at(data, hpos, pos)
+    if model != 3 or hpos - fstart != 1:
+        raise _BerError("not USM")
+    flags = data[fstart]
+    pstart, pos = _octets_at(data, pos, end)
+    tag, ppos, pend = _tl(data, pstart, pos)
+    if tag != 0x30 or pend != pos:
+        raise _BerError("bad security parameters")
+    estart, ppos = _octets_at(data, ppos, pend)
+    engine_id = data[estart:ppos]
+    boots, ppos = _int_at(data, ppos, pend)
+    etime, ppos = _int_at(data, ppos, pend)
+    ustart, uend = _octets_at(data, ppos, pend)
+    mstart, mend = _octets_at(data, uend, pend)
+    sstart, send = _octets_at(data, mend, pend)
+    authenticated = False
+    priv_key: bytes | None = None
+    if flags & _FLAG_AUTH:
+        if usm is None or data[ustart:uend] != usm.user or mend - mstart != usm.mac_len:
+            raise _BerError("authenticated message for another user")
+        auth_key, priv_key = usm.keys(engine_id)
+        zeroed = data[:mstart] + bytes(usm.mac_len) + data[mend:]
+        digest = hmac.new(auth_key, zeroed, usm.hash_name).digest()[: usm.mac_len]
+        if not hmac.compare_digest(digest, data[mstart:mend]):
+            raise _BerError("wrong digest")
+        authenticated = True
+    if flags & _FLAG_PRIV:
+        if not authenticated or priv_key is None or send - sstart != 8:
+            raise _BerError("encrypted message without privacy credentials")
+        cstart, cend = _octets_at(data, pos, end)
+        iv = boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + data[sstart:send]
+        scoped = _aes_cfb(priv_key, iv, data[cstart:cend], False)
+        tag, spos, inner_end = _tl(scoped, 0, len(scoped))
+    else:
+        scoped = data
+        tag, spos, inner_end = _tl(scoped, pos, end)
+    if tag != 0x30:
+        raise _BerError("bad scopedPDU")  # also what a wrong privacy key decrypts to
+    _, spos = _octets_at(scoped, spos, inner_end)  # contextEngineID
+    _, spos = _octets_at(scoped, spos, inner_end)  # contextName
+    response = _parse_pdu(scoped, spos, inner_end, oid_cache)
+    if not authenticated and not response.report:
+        raise _BerError("unauthenticated response")
+    return _Response(
+        response.report, response.request_id, response.error_status, response.error_index,
+        response.var_binds, (engine_id, boots, etime), authenticated,
+    )
+
+
+def _expire(future: asyncio.Future[_Response | None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-class _V2cTransport:
-    """One non-blocking UDP socket per address family for every v2c request of a poller.
+_Decoder = Callable[[bytes], _Response]
 
-    Requests are matched by request-id (31-bit counter), and a response counts only if it comes from the
-    address and port the request went to and carries the same community. Each try has its own timer (one
-    ``call_later``); a retry resends the same message (same request-id, so a late answer to the first try
-    is accepted). ``SO_RCVBUF`` is raised so bursts of answers are not dropped.
+
+class _UdpTransport:
+    """One non-blocking UDP socket per address family for every native (v2c and v3) request of a poller.
+
+    Requests are matched by id (the v2c request-id or the v3 msgID, one 31-bit counter), and a datagram
+    counts only if it comes from the address and port the request went to and decodes with that request's
+    credentials (community; v3 keys). Each try has its own timer (one ``call_later``); a retry resends the
+    same message (same id, so a late answer to the first try is accepted). ``SO_RCVBUF`` is raised so bursts
+    of answers are not dropped.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, rcvbuf: int = 4 * 1024 * 1024) -> None:
         self._loop = loop
         self._rcvbuf = rcvbuf
         self._socks: dict[int, socket.socket] = {}
-        self._pending: dict[int, tuple[asyncio.Future[_V2cResponse | None], tuple[str, int], bytes]] = {}
-        self._request_id = secrets.randbelow(1 << 30) + 1
+        self._pending: dict[int, tuple[asyncio.Future[_Response | None], tuple[str, int], _Decoder]] = {}
+        self._next_id = secrets.randbelow(1 << 30) + 1
         self.oid_cache: dict[bytes, Oid] = {}
 
     def _socket(self, family: int) -> socket.socket:
@@ -560,15 +790,21 @@ class _V2cTransport:
             self._socks[family] = sock
         return sock
 
-    def next_request_id(self) -> int:
-        rid = self._request_id
-        self._request_id = rid + 1 if rid < 0x7FFFFFFF else 1
+    def next_id(self) -> int:
+        rid = self._next_id
+        self._next_id = rid + 1 if rid < 0x7FFFFFFF else 1
         return rid
 
     async def request(
-        self, dest: tuple[str, int], family: int, request_id: int, message: bytes, community: bytes,
-        timeout_s: float, tries: int,
-    ) -> _V2cResponse | None:
+        self,
+        dest: tuple[str, int],
+        family: int,
+        message_id: int,
+        message: bytes,
+        decode: _Decoder,
+        timeout_s: float,
+        tries: int,
+    ) -> _Response | None:
         """Send ``message`` up to ``tries`` times, ``timeout_s`` apart; the response, or None on timeout.
 
         Raises ``OSError`` when the socket refuses to send (no route, ...)."""
@@ -576,8 +812,8 @@ class _V2cTransport:
         loop, pending = self._loop, self._pending
         try:
             for _ in range(tries):
-                future: asyncio.Future[_V2cResponse | None] = loop.create_future()
-                pending[request_id] = (future, dest, community)
+                future: asyncio.Future[_Response | None] = loop.create_future()
+                pending[message_id] = (future, dest, decode)
                 with contextlib.suppress(BlockingIOError, InterruptedError):  # buffer full: the timer retries
                     sock.sendto(message, dest)
                 handle = loop.call_later(timeout_s, _expire, future)
@@ -589,10 +825,10 @@ class _V2cTransport:
                     return response
             return None
         finally:
-            pending.pop(request_id, None)
+            pending.pop(message_id, None)
 
     def _on_readable(self, sock: socket.socket) -> None:
-        pending, cache = self._pending, self.oid_cache
+        pending = self._pending
         for _ in range(1024):
             try:
                 data, source = sock.recvfrom(65535)
@@ -602,16 +838,16 @@ class _V2cTransport:
                 log.debug("snmp recvfrom failed: %s", exc)
                 continue
             try:
-                response = _parse_v2c_response(data, cache)
-            except (_BerError, IndexError) as exc:
-                log.debug("snmp: ignoring a malformed datagram from %s: %s", source[0], exc)
-                continue
-            entry = pending.get(response.request_id)
-            if entry is None:
-                continue  # late (after the last try), duplicate, or not ours
-            future, dest, community = entry
-            if (source[0], source[1]) != dest or response.community != community:
-                log.debug("snmp: ignoring an answer from %s for a request to %s", source[0], dest[0])
+                entry = pending.get(_message_id(data))
+                if entry is None:
+                    continue  # late (after the last try), duplicate, or not ours
+                future, dest, decode = entry
+                if (source[0], source[1]) != dest:
+                    log.debug("snmp: ignoring an answer from %s for a request to %s", source[0], dest[0])
+                    continue
+                response = decode(data)
+            except (_BerError, IndexError, ValueError) as exc:
+                log.debug("snmp: ignoring a datagram from %s: %s", source[0], exc)
                 continue
             if not future.done():
                 future.set_result(response)
@@ -758,7 +994,10 @@ class SnmpPoller:
         self._community_index: dict[str, str] = {}
         self._gates: dict[str, _UserGate] = {}
         self._object_types: dict[Oid, Any] = {}
-        self._v2c: _V2cTransport | None = None
+        self._v2c: _UdpTransport | None = None  # the native transport (v2c, and v3 with HMAC and AES-128)
+        self._engines: dict[tuple[str, int], _Engine] = {}  # v3 agents' engines, by (address, port)
+        self._usm: dict[SnmpSettings, _Usm | None] = {}
+        self._salt = secrets.randbits(64)
         self._dests: dict[tuple[str, int], tuple[tuple[str, int], int]] = {}  # -> (sendto address, family)
         self._varbinds: dict[tuple[Oid, ...], bytes] = {}
         self._closed = False
@@ -796,11 +1035,11 @@ class SnmpPoller:
             self._semaphore = asyncio.Semaphore(self.max_in_flight)
         return self._engine
 
-    def _ensure_v2c(self) -> _V2cTransport:
+    def _ensure_v2c(self) -> _UdpTransport:
         if self._closed:
             raise RuntimeError("SnmpPoller is closed")
         if self._v2c is None:
-            self._v2c = _V2cTransport(asyncio.get_running_loop())
+            self._v2c = _UdpTransport(asyncio.get_running_loop())
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_in_flight)
         return self._v2c
@@ -813,11 +1052,34 @@ class SnmpPoller:
             dest = self._dests[address, port] = ((str(ip), port), family)
         return dest
 
-    async def _request_v2c(
+    def _native_usm(self, s: SnmpSettings) -> _Usm | None:
+        """The native path's credentials for a v3 device, or None when pysnmp must serve it (no auth key,
+        or privacy other than AES-128). Raises ``ValueError`` for unknown protocols, as pysnmp's path does."""
+        if s in self._usm:
+            return self._usm[s]
+        self._auth_for(s)  # validates protocols and key combinations (ValueError)
+        usm: _Usm | None = None
+        auth = (s.auth_protocol or "").upper().replace("-", "").replace("_", "")
+        priv = (s.priv_protocol or "").upper().replace("-", "").replace("_", "") if s.priv_key else None
+        if s.auth_key and auth in _USM_AUTH and (priv is None or priv in _USM_FAST_PRIV):
+            hash_name, mac_len = _USM_AUTH[auth]
+            usm = _Usm(
+                (s.user or "").encode(),
+                hash_name,
+                mac_len,
+                s.auth_key.encode(),
+                s.priv_key.encode() if priv is not None and s.priv_key else None,
+            )
+        self._usm[s] = usm
+        return usm
+
+    def _native(self, s: SnmpSettings) -> bool:
+        return s.version == "2c" or self._native_usm(s) is not None
+
+    async def _request_native(
         self, node: Node, profile: SnmpProfile, pdu_tag: int, a: int, b: int, oids: Sequence[Oid]
     ) -> list[tuple[Oid, Any]]:
-        """One v2c request on our own transport (see :class:`_V2cTransport`); errors mapped as in
-        :meth:`_request`."""
+        """One request on our own transport (see :class:`_UdpTransport`); errors mapped as in :meth:`_request`."""
         address, s = self._check_node(node)
         transport = self._ensure_v2c()
         dest, family = self._dest(address, s.port)
@@ -826,25 +1088,108 @@ class SnmpPoller:
             varbinds = _ber_varbinds(oids)
             if pdu_tag == _PDU_GET and len(self._varbinds) < 1000:
                 self._varbinds[tuple(oids)] = varbinds
-        community = s.community.encode()
-        request_id = transport.next_request_id()
-        message = _v2c_message(pdu_tag, request_id, community, a, b, varbinds)
         where = f"{node.id} ({address}:{s.port})"
+        tries = profile.retries + 1
+        cache = transport.oid_cache
         assert self._semaphore is not None
         try:
             async with self._semaphore:
-                response = await transport.request(
-                    dest, family, request_id, message, community, profile.timeout_s, profile.retries + 1
-                )
+                if s.version == "2c":
+                    community = s.community.encode()
+                    rid = transport.next_id()
+                    message = _v2c_message(community, _pdu(pdu_tag, rid, a, b, varbinds))
+
+                    def decode(data: bytes) -> _Response:
+                        return _parse_v2c(data, community, cache)
+
+                    response = await transport.request(
+                        dest, family, rid, message, decode, profile.timeout_s, tries
+                    )
+                else:
+                    usm = self._native_usm(s)
+                    assert usm is not None
+                    response = await self._request_v3(
+                        transport, dest, family, usm, _pdu_parts(pdu_tag, a, b, varbinds), profile, where, address
+                    )
         except OSError as exc:
             detail = self._scrub(f"{type(exc).__name__}: {exc}", s)[:200]
             raise Unreachable(f"{where}: SNMP transport error ({detail})", target=address) from None
         if response is None:
-            raise ProbeTimeout(
-                f"{where}: no SNMP answer ({profile.timeout_s} s x {profile.retries + 1} tries)", target=address
-            )
+            raise ProbeTimeout(f"{where}: no SNMP answer ({profile.timeout_s} s x {tries} tries)", target=address)
         self._check_status(where, address, response.error_status, response.error_index)
         return list(response.var_binds)
+
+    async def _discover_engine(
+        self, transport: _UdpTransport, dest: tuple[str, int], family: int, profile: SnmpProfile
+    ) -> _Engine | None:
+        """RFC 3414 discovery: an empty noAuthNoPriv request; the agent's Report names its engine."""
+        msg_id, rid = transport.next_id(), transport.next_id()
+        message = _v3_message(msg_id, None, None, 0, _scoped_pdu(b"", _pdu(_PDU_GET, rid, 0, 0, b"\x30\x00")))
+        cache = transport.oid_cache
+
+        def decode(data: bytes) -> _Response:
+            return _parse_v3(data, None, cache)
+
+        response = await transport.request(
+            dest, family, msg_id, message, decode, profile.timeout_s, profile.retries + 1
+        )
+        if response is None or response.engine is None or not response.engine[0]:
+            return None
+        engine_id, boots, engine_time = response.engine
+        engine = self._engines[dest] = _Engine(engine_id, boots, engine_time, time.monotonic())
+        return engine
+
+    async def _request_v3(
+        self,
+        transport: _UdpTransport,
+        dest: tuple[str, int],
+        family: int,
+        usm: _Usm,
+        pdu: tuple[int, int, int, bytes],
+        profile: SnmpProfile,
+        where: str,
+        address: str,
+    ) -> _Response | None:
+        """A v3 request: engine discovery once per agent, then authPriv (or authNoPriv) messages; a Report
+        of notInTimeWindow (after an agent reboot) or unknownEngineID (a swapped device) resynchronises
+        and retries; other USM Reports are :class:`AuthFailure`."""
+        pdu_tag, a, b, varbinds = pdu
+        cache = transport.oid_cache
+
+        def decode(data: bytes) -> _Response:
+            return _parse_v3(data, usm, cache)
+
+        engine = self._engines.get(dest)
+        name = "NotInTimeWindow"
+        for _ in range(3):
+            if engine is None:
+                engine = await self._discover_engine(transport, dest, family, profile)
+                if engine is None:
+                    return None
+            msg_id, rid = transport.next_id(), transport.next_id()
+            self._salt = (self._salt + 1) & 0xFFFFFFFFFFFFFFFF
+            scoped = _scoped_pdu(engine.engine_id, _pdu(pdu_tag, rid, a, b, varbinds))
+            message = _v3_message(msg_id, usm, engine, self._salt, scoped)
+            response = await transport.request(
+                dest, family, msg_id, message, decode, profile.timeout_s, profile.retries + 1
+            )
+            if response is None:
+                return None
+            if response.authenticated and response.engine is not None and response.engine[0] == engine.engine_id:
+                engine.update(response.engine[1], response.engine[2])
+            if not response.report:
+                return response
+            oid = response.var_binds[0][0] if response.var_binds else ()
+            code = oid[len(_USM_STATS)] if oid[: len(_USM_STATS)] == _USM_STATS and len(oid) > len(_USM_STATS) else 0
+            name = _USM_REPORT_NAMES.get(code, "Report")
+            if code == _NOT_IN_TIME_WINDOW and response.authenticated:
+                continue  # the engine's boots/time were just updated from this authenticated report
+            if code == _UNKNOWN_ENGINE_ID and response.engine is not None and response.engine[0]:
+                engine_id, boots, engine_time = response.engine
+                engine = self._engines[dest] = _Engine(engine_id, boots, engine_time, time.monotonic())
+                continue
+            break
+        raise AuthFailure(f"{where}: SNMP credentials refused ({name})", target=address)
 
     @staticmethod
     def _check_status(where: str, address: str, status: int, index: int) -> None:
@@ -992,7 +1337,7 @@ class SnmpPoller:
             if node.address is None or node.snmp is None:
                 continue
             address, s = self._check_node(node)
-            if s.version == "2c":  # v2c runs on our own transport: nothing to register
+            if self._native(s):  # served by our own transport: nothing to register with pysnmp
                 self._dest(address, s.port)
                 count += 1
                 continue
@@ -1056,8 +1401,8 @@ class SnmpPoller:
         cursor = column
         max_rounds = math.ceil(self.max_interfaces / profile.max_repetitions) + 1
         for _ in range(max_rounds):
-            if node.snmp is not None and node.snmp.version == "2c":
-                var_binds = await self._request_v2c(
+            if node.snmp is not None and self._native(node.snmp):
+                var_binds = await self._request_native(
                     node, profile, _PDU_GETBULK, 0, profile.max_repetitions, (cursor,)
                 )
             else:
@@ -1102,8 +1447,8 @@ class SnmpPoller:
                 (*IF_HC_OUT_OCTETS, index),
                 (*IF_IN_ERRORS, index),
             )
-            if node.snmp is not None and node.snmp.version == "2c":
-                var_binds = await self._request_v2c(node, profile, _PDU_GET, 0, 0, oids)
+            if node.snmp is not None and self._native(node.snmp):
+                var_binds = await self._request_native(node, profile, _PDU_GET, 0, 0, oids)
             else:
                 request = [self._object_type(o) for o in oids]
 
