@@ -50,9 +50,10 @@ def install_docs(app: FastAPI) -> None:
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for path in schema.get("paths", {}).values():
             for operation in path.values():
-                for status, response in operation.get("responses", {}).items():
+                for response in operation.get("responses", {}).values():
                     content = response.get("content", {})
-                    if status.isdigit() and int(status) >= 400:
+                    shape = content.get("application/json", {}).get("schema", {})
+                    if shape.get("$ref", "").endswith("/HTTPValidationError"):
                         # FastAPI's own 422 says application/json with its validation shape: we answer a problem.
                         response["content"] = {
                             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}

@@ -295,3 +295,52 @@ class EvidenceUploaded(BaseModel):
     size: int
     media_type: str
     filename: str
+
+
+# ---------------------------------------------------------------------- health, live nodes
+class Health(BaseModel):
+    status: str = Field(examples=["ok", "unavailable"])
+    database: str = Field(examples=["ok", "unavailable"])
+
+
+class LiveNode(BaseModel):
+    id: str
+    kind: str
+    area: str
+    state: str = Field(examples=["up", "down", "unknown"])
+    since: Time | None
+    last_poll: Time | None
+    ok: bool | None
+    behind: str | None
+
+
+class LiveNodes(BaseModel):
+    as_of: Time
+    state: str | None
+    total: int
+    truncated: bool
+    nodes: list[LiveNode]
+
+
+class LiveNodeDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    name: str
+    parent: str | None
+    area: str
+    circuit: str | None
+    address: str | None
+    polled: bool
+    snmp_configured: bool
+    behind: str | None
+    as_of: Time
+    state: str
+    since: Time | None
+    last_poll: Time | None
+    ok: bool | None
+    rtt_ms: float | None
+    loss: float | None
+    snmp_available: bool | None
+    facts: list[dict[str, Any]]

@@ -8,13 +8,19 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServiceDep
+from api.models import Health
 from monitor.errors import StorageError
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("slawatch.api")
 
 
-@router.get("/healthz", summary="Liveness and database check")
+@router.get(
+    "/healthz",
+    summary="Liveness and database check",
+    response_model=Health,
+    responses={503: {"description": "the database is unavailable", "model": Health}},
+)
 async def healthz(service: ServiceDep) -> JSONResponse:
     try:
         await service.db.current_revision()

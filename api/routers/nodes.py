@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.errors import ApiError
+from api.models import READ, LiveNodeDetail, LiveNodes, problems
 from collectors.scheduler import ICMP, Scheduler
 from monitor.events import NodeState
 from monitor.inventory import Inventory
@@ -58,7 +59,12 @@ def _behind(inventory: Inventory, live: LiveService, node_id: str) -> str | None
     return None
 
 
-@router.get("/nodes", summary="Polled nodes and their live state")
+@router.get(
+    "/nodes",
+    summary="Polled nodes and their live state",
+    response_model=LiveNodes,
+    responses=problems(*READ),
+)
 async def list_nodes(live: Live, state: StateQuery = None, limit: LimitQuery = 1000) -> dict[str, Any]:
     inventory = _inventory(live)
     now = live.clock()
@@ -95,7 +101,12 @@ async def list_nodes(live: Live, state: StateQuery = None, limit: LimitQuery = 1
     }
 
 
-@router.get("/nodes/{node_id}", summary="One node's live state and SNMP facts timeline")
+@router.get(
+    "/nodes/{node_id}",
+    summary="One node's live state and SNMP facts timeline",
+    response_model=LiveNodeDetail,
+    responses=problems(*READ, 404),
+)
 async def get_node(live: Live, node_id: str) -> dict[str, Any]:
     inventory = _inventory(live)
     node = inventory.get(node_id)

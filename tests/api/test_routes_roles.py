@@ -54,7 +54,7 @@ async def test_write_routes_document_their_problems(client: Client) -> None:
     for path, ops in schema["paths"].items():
         for method, op in ops.items():
             for status, response in op["responses"].items():
-                if int(status) >= 400:
+                if int(status) >= 400 and (method, path) != ("get", "/healthz"):  # its 503 is its own body
                     assert list(response["content"]) == ["application/problem+json"], (method, path, status)
 
 
