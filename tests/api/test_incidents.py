@@ -183,8 +183,13 @@ async def test_explanation_and_exclusion_with_evidence(client: Client) -> None:
     r = await c.post("assessor", url + "/reject", {"note": "no proof of a third party"})
     assert r.status_code == 200, r.text
     assert r.json()["excluded"] == "rejected"
-    r = await c.post("operator", url, {"cause": "road works, permit attached", "evidence": [evidence]})
+    permit = await c.http.post(
+        "/api/v1/evidence", params={"filename": "permit.pdf"}, content=b"%PDF a permit", headers=c.auth("operator")
+    )
+    both = [evidence, permit.json()["id"]]
+    r = await c.post("operator", url, {"cause": "road works, permit attached", "evidence": both})
     assert r.status_code == 200, r.text
+    assert getattr((await c.service.repo.load_events())[-1], "evidence", None) == " ".join(both)
     assert (await c.post("operator-2", url, {"cause": "a third time"})).status_code == 409  # pending again
     r = await c.post("assessor-2", url + "/approve")
     assert r.status_code == 200, r.text
