@@ -15,8 +15,8 @@ other in each repeat (so load from other work on the machine hits them alike), a
   ifHCOutOctets.N, ifInErrors.N, decoded and checked -- ``--requests`` times round robin over the agents,
   all launched at once; the poller bounds them (one in flight per device, ``--max-in-flight`` overall).
   v2c runs on the poller's own UDP transport and BER codec; v3 on pysnmp's v3arch engine with the targets
-  registered up front (``prepare()``). With ``--oids system`` the same transport and codec GET five scalars
-  that snmpd answers itself (see below) through the poller's internal request method.
+  registered up front (``prepare()``). With ``--oids system``, ``SnmpPoller.get(node, oids)`` of five
+  scalars that snmpd answers itself (see below), same transport and codec.
 * **pysnmp**: pysnmp 7 hlapi as documented -- one shared ``SnmpEngine``, ``await get_cmd(...)`` per request
   with ``UdpTransportTarget.create`` targets made once, ``lookupMib=False`` -- ``--max-in-flight`` at a time.
 * **puresnmp**: puresnmp 2 ``Client.multiget`` (one ``Client`` per agent), ``--max-in-flight`` at a time;
@@ -59,7 +59,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collectors.lab.agents import AgentFleet, SnmpdAgent
-from collectors.snmp import _PDU_GET, SnmpPoller, SnmpProfile
+from collectors.snmp import SnmpPoller, SnmpProfile
 from monitor.inventory import Node, NodeKind, SnmpSettings
 
 COMMUNITY = "bench-community"
@@ -171,13 +171,11 @@ async def bench_slawatch(fleet: AgentFleet, args: argparse.Namespace, version: s
             results = await asyncio.gather(*(poller.poll(n) for n in batch), return_exceptions=True)
             failures = sum(isinstance(r, BaseException) for r in results)
         else:
-            if version != "2c":
-                raise SystemExit("--oids system measures the v2c transport only: use --versions 2c")
             oids = [tuple(int(x) for x in o.split(".")) for o in SYSTEM_OIDS]
 
             async def one(node: Node) -> bool:
-                vbs = await poller._request_v2c(node, profile, _PDU_GET, 0, 0, oids)
-                return len(vbs) == len(oids) and all(isinstance(v.value, int) for _, v in vbs)
+                vbs = await poller.get(node, oids)
+                return len(vbs) == len(oids) and all(isinstance(value, int) for _, _, value in vbs)
 
             await asyncio.gather(*(one(n) for n in nodes))
             timer.start()

@@ -1430,6 +1430,27 @@ class SnmpPoller:
                     return rows
         return rows
 
+    async def get(
+        self, node: Node, oids: Sequence[Oid], profile: SnmpProfile | None = None
+    ) -> list[tuple[Oid, str, Any]]:
+        """One GET of ``oids`` (numeric tuples): ``(oid, type name, value)`` per varbind, in answer order.
+
+        Type names are pysnmp's (``Integer32``, ``Counter64``, ``OctetString``, ``NoSuchInstance``...); values
+        are ints, bytes, OID tuples or None. Same errors as :meth:`poll`; not serialised per device.
+        """
+        profile = profile or self.profile
+        _, s = self._check_node(node)
+        if self._native(s):
+            var_binds = await self._request_native(node, profile, _PDU_GET, 0, 0, oids)
+        else:
+            request = [self._object_type(o) for o in oids]
+
+            async def send(engine: Any, auth: Any, target: Any, context: Any) -> Any:
+                return await get_cmd(engine, auth, target, context, *request, lookupMib=False)
+
+            var_binds = await self._request(node, profile, send)
+        return [(oid, *_typed(value)) for oid, value in var_binds]
+
     async def poll(self, node: Node, profile: SnmpProfile | None = None) -> SnmpSample:
         """One GET of sysUpTime and the uplink's status and counters (discovering the uplink first if needed).
 
