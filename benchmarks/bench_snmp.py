@@ -26,7 +26,9 @@ other in each repeat (so load from other work on the machine hits them alike), a
 * **snmpget**: net-snmp ``snmpget -On``, one process per request (process start included: that is how it
   is used from scripts), ``--snmpget-parallel`` at a time, ``--snmpget-requests`` requests.
 
-Every client sends the same OIDs and every answer is checked (five values, no error); failures are counted.
+GETs per repeat: ``--requests`` for slawatch, ``--reference-requests`` for pysnmp, puresnmp and ezsnmp (they
+are slower), ``--snmpget-requests`` for snmpget. Every client sends the same OIDs and every answer is
+checked (five values, no error); failures are counted.
 Figures: GETs/s = requests / wall time; client CPU µs per GET (``time.process_time()`` of this process, or
 ``getrusage(RUSAGE_CHILDREN)`` for snmpget; the agents are other processes and are not in it); agent CPU µs
 per GET (every ``snmpd`` and its helper processes, from ``/proc``). Each is printed as median (min-max).
@@ -185,6 +187,7 @@ async def bench_slawatch(fleet: AgentFleet, args: argparse.Namespace, version: s
 
 
 async def bench_pysnmp(fleet: AgentFleet, args: argparse.Namespace, version: str) -> Run:
+    n = args.reference_requests
     from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped, unused-ignore]
         CommunityData,
         ContextData,
@@ -223,13 +226,14 @@ async def bench_pysnmp(fleet: AgentFleet, args: argparse.Namespace, version: str
 
     timer = Timer(fleet)
     timer.start()
-    await asyncio.gather(*(one(i) for i in range(args.requests)))
-    run = timer.stop("pysnmp", args.requests, failures)
+    await asyncio.gather(*(one(i) for i in range(n)))
+    run = timer.stop("pysnmp", n, failures)
     engine.close_dispatcher()
     return run
 
 
 async def bench_puresnmp(fleet: AgentFleet, args: argparse.Namespace, version: str) -> Run:
+    n = args.reference_requests
     from puresnmp import V2C, V3, Auth, Client, ObjectIdentifier, Priv  # type: ignore[import-untyped, unused-ignore]
 
     creds: Any
@@ -255,11 +259,12 @@ async def bench_puresnmp(fleet: AgentFleet, args: argparse.Namespace, version: s
 
     timer = Timer(fleet)
     timer.start()
-    await asyncio.gather(*(one(i) for i in range(args.requests)))
-    return timer.stop("puresnmp", args.requests, failures)
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return timer.stop("puresnmp", n, failures)
 
 
 def bench_ezsnmp(fleet: AgentFleet, args: argparse.Namespace, version: str) -> Run:
+    n = args.reference_requests
     from ezsnmp import Session  # type: ignore[import-untyped, unused-ignore]
 
     common: dict[str, Any] = {"timeout": str(args.timeout), "retries": 1, "print_oids_numerically": True}
@@ -282,12 +287,12 @@ def bench_ezsnmp(fleet: AgentFleet, args: argparse.Namespace, version: str) -> R
     failures = 0
     timer = Timer(fleet)
     timer.start()
-    for i in range(args.requests):
+    for i in range(n):
         try:
             failures += len(sessions[i % len(sessions)].get(oids)) != len(oids)
         except Exception:
             failures += 1
-    return timer.stop("ezsnmp", args.requests, failures)
+    return timer.stop("ezsnmp", n, failures)
 
 
 def bench_snmpget(fleet: AgentFleet, args: argparse.Namespace, version: str, home: Path) -> Run:
@@ -369,7 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         "agents (loopback only), interleaved and repeated: GETs/s, client and agent CPU µs per GET.",
     )
     parser.add_argument("--agents", type=int, default=20, help="number of snmpd agents (default 20)")
-    parser.add_argument("--requests", type=int, default=3000, help="GETs per client per repeat (3000)")
+    parser.add_argument("--requests", type=int, default=5000, help="GETs by slawatch per repeat (5000)")
+    parser.add_argument(
+        "--reference-requests", type=int, default=1000, help="GETs by pysnmp, puresnmp, ezsnmp per repeat (1000)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="repeats, clients interleaved (5)")
     parser.add_argument("--versions", default="2c,3", help="SNMP versions to run, comma-separated (2c,3)")
     parser.add_argument("--oids", choices=("poll", "system"), default="poll", help="OID set (see docstring)")
@@ -414,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {started}; {machine()}; python {sys.version.split()[0]}; {versions_line()}")
     print(
         f"# {args.agents} snmpd agents (127.20.0.x:{args.port}), OIDs: {args.oids}; {args.repeat} repeats, "
-        f"clients interleaved; {args.requests} GETs per client and repeat ({args.snmpget_requests} for snmpget); "
+        f"clients interleaved; GETs per repeat: slawatch {args.requests}, pysnmp/puresnmp/ezsnmp "
+        f"{args.reference_requests}, snmpget {args.snmpget_requests}; "
         f"load average before {load_before}, after {load_after}; median (min-max)"
         + (f"; not installed: {', '.join(skipped)}" if skipped else "")
     )
