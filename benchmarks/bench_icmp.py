@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1e9,
         help="slawatch send rate, packets/s (default 1e9: unpaced, CPU-bound like fping -i0)",
     )
-    parser.add_argument("--burst", type=int, default=64, help="slawatch packets sent between reads (64)")
+    parser.add_argument("--burst", type=int, default=256, help="slawatch packets sent between reads (256)")
     parser.add_argument("--timeout", type=float, default=1.0, help="per-packet timeout, s (1.0), all tools")
     parser.add_argument("--fping", default=shutil.which("fping"), help="fping binary (default: from PATH)")
     args = parser.parse_args(argv)

@@ -2,13 +2,25 @@
 
 Design
 ------
-* **One engine.** A :class:`SnmpPoller` owns ONE pysnmp 7 ``v3arch`` asyncio ``SnmpEngine`` (one UDP socket,
-  one timer), created lazily inside the running event loop and reused for every request; responses are not
-  resolved against MIBs (``lookupMib=False``): the poller works on numeric OIDs only. (A new engine per
-  request costs ~100x the CPU, see ``MEASURED.md``.)
+* **Native path, one socket.** v2c, and v3 USM with HMAC authentication (MD5, SHA-1, SHA-2) and AES-128
+  privacy or none -- the usual CPE settings -- run on the poller's own transport: one non-blocking UDP socket
+  per address family (``SO_RCVBUF`` raised to 4 MiB), requests matched by request-id/msgID and by the
+  answering address and port, and a minimal BER codec for the few message shapes a poller needs (GET,
+  GETBULK, Response, Report). SNMPv3 there: engine discovery once per agent (RFC 3414), keys localized once
+  per engine and cached, HMAC over the whole message, AES-128-CFB (RFC 3826) with a per-message salt; a
+  ``notInTimeWindow`` Report (agent rebooted) or ``unknownEngineID`` Report (device swapped) resynchronises
+  and retries at once. Measured here (``benchmarks/README.md``): ~90-110 µs of client CPU per v2c poll and
+  ~170-210 µs per v3 authPriv poll, against ~1,500 and ~2,400 µs through pysnmp, whose cost is pyasn1's
+  object trees and its message-processing layers, not the network.
+* **pysnmp for the rest.** DES, 3DES, AES-192/256 privacy and users without authentication go through ONE
+  pysnmp 7 ``v3arch`` asyncio ``SnmpEngine`` (one UDP socket, one timer), created lazily inside the running
+  event loop and reused for every request; responses are not resolved against MIBs (``lookupMib=False``).
+  (A new engine per request costs ~100x the CPU, see ``MEASURED.md``.) Both paths report values with the
+  same type names (pysnmp's: ``TimeTicks``, ``Counter64``, ``NoSuchInstance``...).
 * **Explicit timeouts.** Every request uses the timeout and retries of an :class:`SnmpProfile` (the
-  poller's default or one passed per call); library defaults are never relied on. A guard deadline around
-  each request turns a request that pysnmp never completes into :class:`ProbeTimeout` as well.
+  poller's default or one passed per call); library defaults are never relied on. On the native path each
+  try has its own timer; on pysnmp's, a guard deadline around each request turns a request that pysnmp
+  never completes into :class:`ProbeTimeout` as well.
 * **Bounded concurrency.** At most one request sequence per device at a time (an ``asyncio.Lock`` per node
   id: a poll, including a first discovery, never overlaps another poll of the same device) and at most
   ``max_in_flight`` requests in flight overall (an ``asyncio.Semaphore``, default 100: 1,000 in flight on
@@ -27,10 +39,11 @@ Design
 * **Versions.** v2c (community) and v3 USM: auth ``MD5``, ``SHA`` (SHA-1), ``SHA224``, ``SHA256``,
   ``SHA384``, ``SHA512``; priv ``DES``, ``3DES``, ``AES`` (= ``AES128``), ``AES192``, ``AES256`` (the
   Blumenthal key extension, net-snmp's ``AES-192``/``AES-256``) and ``AES192C``/``AES256C`` (Reeder key
-  extension, "AES-256-Cisco"); names are case-insensitive and ``-``/``_`` are ignored. pysnmp keeps one USM
-  user row per user name: when devices use the SAME v3 user name with DIFFERENT keys, requests for the
-  other key set wait until those in flight finish (a gate per user name), so keys are never swapped under
-  a request; identical credentials (the usual case) never wait.
+  extension, "AES-256-Cisco"); names are case-insensitive and ``-``/``_`` are ignored. The native path
+  carries each request's keys with it. pysnmp keeps one USM user row per user name: when devices on the
+  pysnmp path use the SAME v3 user name with DIFFERENT keys, requests for the other key set wait until those
+  in flight finish (a gate per user name), so keys are never swapped under a request; identical credentials
+  (the usual case) never wait.
 * **Errors at the edge.** Library results become :mod:`collectors.errors`: no response (after retries) →
   :class:`ProbeTimeout`; USM refusal (unknown user name, wrong digest, decryption error, unsupported
   security level, not in time window...) or a PDU ``authorizationError``/``noAccess`` →
@@ -48,11 +61,11 @@ Design
   library exceptions are not chained (``from None``).
 * **Caveats.** pysnmp's v3arch slows down when many NEW targets are first contacted one by one (a table is
   rebuilt each time one is added): call :meth:`SnmpPoller.prepare` with all nodes at start-up to register
-  every target at once (measured here, 1,000 loopback agents: first polling round 13 s without it; with
-  it 2.2 s of ``prepare()`` and then 1.3 s; later rounds 1.1-1.3 s either way). ``sysUpTime`` is the
-  agent's uptime: restarting the agent alone reads as a reboot.
-  pysnmp caches each v3 agent's engine ID for 300 s: a CPE swapped for one with a new engine ID times out
-  until then (a reboot keeps the engine ID and is handled at once).
+  every pysnmp-path target at once (measured here, 1,000 loopback agents: first polling round 13 s without
+  it; with it 2.2 s of ``prepare()`` and then 1.3 s); native-path devices need no registration.
+  ``sysUpTime`` is the agent's uptime: restarting the agent alone reads as a reboot. On the pysnmp path, a
+  v3 agent's engine ID is cached for 300 s: a CPE swapped for one with a new engine ID times out until then
+  (the native path takes the new engine ID from the agent's Report at once).
 
 Interpretation
 --------------
@@ -397,7 +410,8 @@ def _ber(tag: int, content: bytes) -> bytes:
 
 
 def _ber_int(value: int) -> bytes:
-    return _ber(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    size = (value if value >= 0 else ~value).bit_length() // 8 + 1  # minimal two's complement (X.690 8.3.2)
+    return _ber(0x02, value.to_bytes(size, "big", signed=True))
 
 
 def _ber_oid(oid: Oid) -> bytes:

@@ -382,6 +382,25 @@ async def test_two_thousand_loopback_targets(pinger: Pinger) -> None:
     assert elapsed < 2.0  # 4,000 packets at 20,000/s (~0.2 s): nothing waits for a timeout
 
 
+async def test_without_sendmmsg_and_recvmmsg(pinger: Pinger) -> None:
+    """The portable paths (one sendto / recv_into per packet) give the same results."""
+    pinger._mmsg = None
+    pinger._rmmsg = None
+    targets = [f"127.2.{i // 250}.{i % 250 + 1}" for i in range(500)]
+    results = await pinger.ping_many(targets, count=2, interval=0.01, timeout=1.0)
+    assert all(r.received == 2 for r in results.values())
+    assert not pinger._pending
+
+
+async def test_generator_input_and_aliases_keep_the_input_order(pinger: Pinger) -> None:
+    targets = ["127.0.6.1", "127.0.6.2", "127.0.6.1"]
+    if has_ipv6_loopback():
+        targets[1:1] = ["0:0::1", "::1"]
+    results = await pinger.ping_many((a for a in targets), count=1)
+    assert list(results) == list(dict.fromkeys(targets))
+    assert all(r.received == 1 and r.address == a for a, r in results.items())
+
+
 async def test_sequence_numbers_wrap(pinger: Pinger) -> None:
     pinger._seq = 65530
     results = await pinger.ping_many([f"127.0.1.{i}" for i in range(1, 11)], count=1)
@@ -430,7 +449,8 @@ async def test_cancelled_call_stops_sending(pinger: Pinger) -> None:
         async with asyncio.timeout(0.1):
             await pinger.ping("127.0.0.1", count=5, interval=0.3)
     await asyncio.sleep(0.4)
-    assert pinger._seq == 1 and not pinger._ready and not pinger._later_batches  # the 2nd packet was due at 0.3 s: never sent
+    # the 2nd packet was due at 0.3 s: never sent
+    assert pinger._seq == 1 and not pinger._ready and not pinger._later_batches
 
 
 async def test_close_fails_waiting_calls() -> None:

@@ -8,16 +8,20 @@ The ``interpret()`` tests are pure and always run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collectors.errors import AuthFailure, BadData, CollectorError, ProbeTimeout
 from collectors.lab.agents import AgentFleet, SnmpdAgent, loopback_addresses, snmpd_path
@@ -610,3 +614,156 @@ def test_profile_validation() -> None:
     with pytest.raises(ValueError):
         SnmpProfile(max_repetitions=0)
     assert SnmpProfile().deadline_s == 2 * 2.0 * 2 + 1.0
+
+
+# --- the native transport and codec (v2c and v3 without pysnmp per request) ------------------------
+
+
+@net
+@pytest.mark.parametrize(
+    ("auth", "priv", "native"),
+    [("SHA", "AES", True), ("SHA-256", "AES", True), ("SHA-512", "AES", True), ("MD5", "DES", False)],
+)
+async def test_v3_protocols_native_or_pysnmp(
+    make_agent: Callable[..., SnmpdAgent], poller: SnmpPoller, auth: str, priv: str, native: bool
+) -> None:
+    """AES-128 (or no privacy) with any HMAC runs on the native path; DES falls back to pysnmp. Both work."""
+    agent = make_agent(
+        community=None,
+        v3_user=V3_USER,
+        v3_auth_key=AUTH_KEY,
+        v3_priv_key=PRIV_KEY,
+        v3_auth_protocol=auth,
+        v3_priv_protocol=priv,
+    )
+    node = v3_node(agent, auth_protocol=auth, priv_protocol=priv)
+    assert node.snmp is not None
+    assert (poller._native_usm(node.snmp) is not None) is native
+    sample = await poller.poll(node)
+    assert (sample.if_index, sample.oper_status) == (3, 1)
+    values = await poller.get(node, [(1, 3, 6, 1, 2, 1, 1, 3, 0), (1, 3, 6, 1, 2, 1, 1, 5, 0)])
+    assert [(oid, kind) for oid, kind, _ in values] == [
+        ((1, 3, 6, 1, 2, 1, 1, 3, 0), "TimeTicks"),
+        ((1, 3, 6, 1, 2, 1, 1, 5, 0), "OctetString"),
+    ]
+    assert values[1][2] == agent.name.encode()
+
+
+@net
+async def test_get_reports_types_and_missing_values(
+    make_agent: Callable[..., SnmpdAgent], poller: SnmpPoller
+) -> None:
+    agent = make_agent()
+    node = v2c_node(agent, uplink_if=3)
+    values = await poller.get(node, [(1, 3, 6, 1, 2, 1, 1, 3, 0), (1, 3, 6, 1, 2, 1, 1, 99, 0), (1, 3, 6, 1, 9, 9)])
+    assert [kind for _, kind, _ in values] == ["TimeTicks", "NoSuchObject", "NoSuchObject"]
+    assert isinstance(values[0][2], int)
+
+
+@net
+async def test_v3_device_swapped_for_one_with_a_new_engine_id(
+    make_agent: Callable[..., SnmpdAgent], snmpd: str, tmp_path: Path, poller: SnmpPoller
+) -> None:
+    """A new engine ID at the same address and port: the Report names it and the next poll succeeds at once
+    (pysnmp would time out until its engine-ID cache expired, 300 s)."""
+    old = v3_agent(make_agent)
+    node = v3_node(old, uplink_if=3)
+    await poller.poll(node)
+    address = old.address
+    old.close()
+    with SnmpdAgent(
+        address, port=PORT, community=None, v3_user=V3_USER, v3_auth_key=AUTH_KEY, v3_priv_key=PRIV_KEY,
+        state_dir=tmp_path, snmpd=snmpd,
+    ):
+        assert (await poller.poll(node, FAST)).sys_uptime_cs < 500
+
+
+class _FakeAgent(asyncio.DatagramProtocol):
+    """Answers each v2c GET of the five poll OIDs with garbage, forgeries, then the real answer."""
+
+    def __init__(self, spoofer: socket.socket) -> None:
+        self.spoofer = spoofer
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        from collectors.snmp import _ber, _ber_int, _ber_oid, _message_id
+
+        rid = _message_id(data)
+        oids = [
+            (1, 3, 6, 1, 2, 1, 1, 3, 0),
+            (1, 3, 6, 1, 2, 1, 2, 2, 1, 8, 3),
+            (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 3),
+            (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10, 3),
+            (1, 3, 6, 1, 2, 1, 2, 2, 1, 14, 3),
+        ]
+        values = [_ber(0x43, b"\x10"), _ber_int(1), _ber(0x46, b"\x00\xff" * 4), _ber(0x46, b"\x07")]
+        values.append(_ber(0x41, b"\x02"))
+        varbinds = _ber(0x30, b"".join(_ber(0x30, _ber_oid(o) + v) for o, v in zip(oids, values, strict=True)))
+
+        def message(community: bytes, request_id: int = rid) -> bytes:
+            pdu = _ber(0xA2, _ber_int(request_id) + _ber_int(0) + _ber_int(0) + varbinds)
+            return _ber(0x30, _ber_int(1) + _ber(0x04, community) + pdu)
+
+        assert self.transport is not None
+        good = message(COMMUNITY.encode())
+        for bad in (b"", b"\x30", b"\x30\x82\xff\xff", good[:-3], good[:10], message(b"other-community")):
+            self.transport.sendto(bad, addr)
+        self.spoofer.sendto(good, addr)  # the right answer from the wrong address
+        self.transport.sendto(message(COMMUNITY.encode(), rid + 1), addr)  # another request's id
+        self.transport.sendto(good, addr)
+
+
+@net
+async def test_forged_and_malformed_v2c_answers_are_ignored(poller: SnmpPoller) -> None:
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofer:
+        spoofer.bind(("127.20.251.2", 0))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _FakeAgent(spoofer), local_addr=("127.20.251.1", PORT)
+        )
+        try:
+            node = Node(
+                "CPE-F", NodeKind.CPE, address="127.20.251.1",
+                snmp=SnmpSettings(version="2c", community=COMMUNITY, port=PORT, uplink_if=3),
+            )
+            sample = await poller.poll(node, FAST)
+        finally:
+            transport.close()
+    assert (sample.sys_uptime_cs, sample.oper_status, sample.in_errors) == (16, 1, 2)
+    assert (sample.in_octets, sample.out_octets) == (int.from_bytes(b"\x00\xff" * 4, "big"), 7)
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20), st.integers(0, 2), st.integers(0, 39))
+def test_ber_oid_round_trip(tail: list[int], first: int, second: int) -> None:
+    from collectors.snmp import _ber_oid, _decode_oid, _tl
+
+    oid = (first, second, *tail)
+    encoded = _ber_oid(oid)
+    tag, start, end = _tl(encoded, 0, len(encoded))
+    assert (tag, end) == (0x06, len(encoded))
+    assert _decode_oid(encoded[start:end]) == oid
+
+
+@given(st.integers(-(2**63), 2**63 - 1))
+def test_ber_int_is_minimal_and_round_trips(value: int) -> None:
+    from collectors.snmp import _ber_int, _int_at
+
+    encoded = _ber_int(value)
+    assert _int_at(encoded, 0, len(encoded)) == (value, len(encoded))
+    content = encoded[2:]
+    assert len(content) == 1 or not (
+        (content[0] == 0 and content[1] < 0x80) or (content[0] == 0xFF and content[1] >= 0x80)
+    )
+
+
+@given(st.binary(max_size=200))
+def test_garbage_datagrams_raise_only_decoding_errors(data: bytes) -> None:
+    from collectors.snmp import _BerError, _message_id, _parse_v2c, _parse_v3, _Usm
+
+    usm = _Usm(b"u", "sha1", 12, b"authpassword", b"privpassword")
+    for parse in (_message_id, lambda d: _parse_v2c(d, b"public", {}), lambda d: _parse_v3(d, usm, {})):
+        with contextlib.suppress(_BerError, IndexError, ValueError):
+            parse(data)
