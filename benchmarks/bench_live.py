@@ -23,8 +23,9 @@
 temporary directory unless ``--database-url``, e.g. a PostgreSQL database of your own that is emptied):
 
 1. **Start-up**: ``LiveService.start()`` timed on the inventory alone (no history), then after a month of events
-   replayed (``--no-history`` leaves it out), then ``--restarts`` more times after a clean stop: each restart
-   stores a state event per node, and start-up must not grow with them.
+   replayed (``--no-history`` leaves it out), then ``--restarts`` more times after a clean stop, each after
+   every node was confirmed up again (as a run between restarts leaves it): each restart then stores an
+   ``unknown`` event per node, and start-up must not grow with them.
 2. **Cycles**: for each ICMP interval, ``LiveService.run`` (the production loop: plan, ICMP batch with the
    sentinel, SNMP beside, confirmation in ``Service.ingest``, heartbeat) for ``--minutes`` of wall time (at
    most 15), with the API (uvicorn on a free 127.0.0.1 port, the same app as ``slawatch run``) scraped at
@@ -60,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.assessment import Month
-from monitor.events import parse_event
+from monitor.events import NodeState, StateEvent, parse_event
 from monitor.inventory import Inventory
 from monitor.inventory_io import dump_inventory
 from monitor.live import LiveService, LiveSettings
@@ -115,12 +116,16 @@ async def count_events(db: Database) -> int:
 
 async def empty(db: Database) -> None:
     """Drop every table (a database given by URL is the benchmark's own) and upgrade again."""
-    from sqlalchemy import MetaData
+    from sqlalchemy import MetaData, text
 
     async with db.engine.begin() as conn:
-        meta = MetaData()
-        await conn.run_sync(meta.reflect)
-        await conn.run_sync(meta.drop_all)
+        if db.dialect == "postgresql":  # its triggers' functions too
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        else:
+            meta = MetaData()
+            await conn.run_sync(meta.reflect)
+            await conn.run_sync(meta.drop_all)
     await db.upgrade()
 
 
@@ -141,7 +146,8 @@ async def timed_start(service: Service, settings: LiveSettings, label: str) -> N
 
 async def startup(url: str, inventory: Inventory, scale: int, history: bool, restarts: int) -> None:
     """Start-up on the inventory alone, after a month of history, and after restarts (fresh Service each)."""
-    settings = profile(60, sum(1 for n in inventory.nodes() if n.address is not None))
+    polled = [n.id for n in inventory.nodes() if n.address is not None]
+    settings = profile(60, len(polled))
     db = Database(url)
     await db.connect()
     try:
@@ -158,6 +164,11 @@ async def startup(url: str, inventory: Inventory, scale: int, history: bool, res
             await Service(db).ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
             print(f"  a month replayed: {len(raw):,} events in {time.monotonic() - began:.1f} s", flush=True)
         for i in range(restarts + 1):
+            if i:  # what a run between restarts leaves: every node confirmed up again (a state event each)
+                service = Service(db)
+                now = service.clock()
+                ups = [StateEvent(at=now, node=n, state=NodeState.UP) for n in polled]
+                await service.ingest([(f"bench:{j}", e) for j, e in enumerate(ups)], source="bench", keep_runs=False)
             await timed_start(Service(db), settings, f"{'after a month' if history else 'again'}, start {i + 1}")
     finally:
         await db.close()

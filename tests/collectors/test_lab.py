@@ -431,3 +431,28 @@ def test_down_removes_everything(lab: Lab) -> None:
     assert snmp_get(SYS_UPTIME) is None  # no agent any more: nothing listens
     assert "not up" in lab.run("status", code=1).output
     assert lab.run("down").output.strip() == "the lab was not up"
+
+
+def test_progress_lines_of_the_daemon_log_are_echoed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`lab up` shows the daemon's long steps (a province's inventory, a hundred agents) as they happen."""
+    from collectors.lab.cli import _progress
+    from collectors.lab.daemon import LOG
+
+    log = tmp_path / LOG
+    log.write_text("t INFO progress: inventory loaded: 109070 nodes in 3.9 s\nt INFO serving\n")
+    assert _progress(tmp_path, 0) == 1
+    with log.open("a") as f:
+        f.write("t INFO progress: SNMP agents 20/100 (0 s)\n")
+    assert _progress(tmp_path, 1) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        "  inventory loaded: 109070 nodes in 3.9 s",
+        "  SNMP agents 20/100 (0 s)",
+    ]
+    assert _progress(tmp_path / "gone", 2) == 2
+
+
+def test_agents_are_bounded_by_default() -> None:
+    """Without --snmp-limit, a province's 652 SNMP CPEs get at most DEFAULT_MAX_AGENTS agents (each ~33 MiB)."""
+    from collectors.lab.cli import DEFAULT_MAX_AGENTS
+
+    assert 0 < DEFAULT_MAX_AGENTS <= 200
