@@ -215,6 +215,23 @@ class PingResult:
         return max(self.rtts_ms) if self.rtts_ms else None
 
 
+# PingResult without its generated __init__ (frozen: one object.__setattr__ per field, ~1 µs): the slots'
+# descriptors set the fields directly, at about half the cost -- 100,000s of results per call add up.
+_new_result = object.__new__
+_set_address, _set_sent, _set_received, _set_rtts = (
+    PingResult.__dict__[name].__set__ for name in ("address", "sent", "received", "rtts_ms")
+)
+
+
+def _ping_result(address: str, sent: int, rtts: tuple[float, ...]) -> PingResult:
+    result: PingResult = _new_result(PingResult)
+    _set_address(result, address)
+    _set_sent(result, sent)
+    _set_received(result, len(rtts))
+    _set_rtts(result, rtts)
+    return result
+
+
 class _Batch:
     """One ``ping_many`` call: its packets' outcomes, its timers, and the caller's future.
 
@@ -717,11 +734,11 @@ class Pinger:
         finally:
             self._batches.discard(batch)
         if not aliases:
-            return {a: PingResult(a, t.sent, len(t.rtts), t.rtts) for a, t in targets.items()}
+            return {a: _ping_result(a, t.sent, t.rtts) for a, t in targets.items()}
         results: dict[str, PingResult] = {}
         for original in dict.fromkeys(addresses):
             t = targets[aliases.get(original, original)]
-            results[original] = PingResult(original, t.sent, len(t.rtts), t.rtts)
+            results[original] = _ping_result(original, t.sent, t.rtts)
         return results
 
     # -- internals ----------------------------------------------------------------------------------------
