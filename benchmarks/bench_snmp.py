@@ -170,8 +170,8 @@ async def bench_slawatch(fleet: AgentFleet, args: argparse.Namespace, version: s
             for node in nodes:  # warm-up: v3 engine discovery
                 await poller.poll(node)
             timer.start()
-            results = await asyncio.gather(*(poller.poll(n) for n in batch), return_exceptions=True)
-            failures = sum(isinstance(r, BaseException) for r in results)
+            polled = await asyncio.gather(*(poller.poll(n) for n in batch), return_exceptions=True)
+            failures = sum(isinstance(r, BaseException) for r in polled)
         else:
             oids = [tuple(int(x) for x in o.split(".")) for o in SYSTEM_OIDS]
 
@@ -181,8 +181,8 @@ async def bench_slawatch(fleet: AgentFleet, args: argparse.Namespace, version: s
 
             await asyncio.gather(*(one(n) for n in nodes))
             timer.start()
-            results = await asyncio.gather(*(one(n) for n in batch), return_exceptions=True)
-            failures = sum(r is not True for r in results)
+            got = await asyncio.gather(*(one(n) for n in batch), return_exceptions=True)
+            failures = sum(r is not True for r in got)
         return timer.stop("slawatch", args.requests, failures)
 
 
