@@ -4,9 +4,15 @@ Design
 ------
 * **One socket per address family for all targets.** IPv4 uses one shared socket, opened by
   :meth:`Pinger.open`; IPv6 uses one more, opened lazily the first time an IPv6 target is given.
-  Both are non-blocking and driven by the asyncio event loop (``loop.add_reader`` for replies, plain
-  non-blocking ``sendto`` for requests). Per-ping sockets (as in icmplib) are avoided: Linux copies every
-  incoming ICMP packet to every open raw socket, so their cost per ping grows with concurrency.
+  Both are non-blocking and driven by the asyncio event loop (``loop.add_reader`` for replies; the sender
+  also reads the replies of each burst right after sending it). Per-ping sockets (as in icmplib) are
+  avoided: Linux copies every incoming ICMP packet to every open raw socket, so their cost per ping grows
+  with concurrency.
+* **System calls.** On Linux, runs of IPv4 requests go out with ``sendmmsg`` (up to 256 per call, through
+  ``ctypes`` with preallocated vectors) and raw IPv4 replies come in with ``recvmmsg`` (up to 256 per call,
+  each parsed with one ``struct`` unpack); elsewhere, and for IPv6, one ``sendto``/``recv*`` per packet. On
+  loopback the kernel answers an echo inside the ``sendto`` call, ~10 µs of CPU per ping that no user-space
+  code avoids: see ``benchmarks/README.md`` for the figures against fping and the single-socket limit.
 * **Socket kind.** ``privileged=None`` (default) auto-detects: a raw socket (``SOCK_RAW``, needs root or
   ``CAP_NET_RAW``) if permitted, else an ICMP datagram socket (``SOCK_DGRAM, IPPROTO_ICMP``, allowed when the
   process's group is inside ``net.ipv4.ping_group_range``), else :class:`~collectors.errors.PermissionDenied`
@@ -19,11 +25,15 @@ Design
   sockets the kernel rewrites the identifier and demultiplexes replies per socket, so only (address,
   sequence) is matched. Sequence numbers come from one per-pinger counter that wraps at 65536; a
   sequence is never reused for an address while a packet with it is still pending.
-* **Pacing.** One sender task drains a send queue ordered by due time (a heap) through a token bucket:
-  ``rate`` packets/s overall, at most ``burst`` packets back to back. Each target's packets are spaced by
-  at least ``interval`` seconds (measured from the actual send of the previous one).
-* **Timeouts.** One deadline heap swept by one task -- no asyncio timer per packet. A reply arriving after
-  its packet's timeout counts as lost, as does a packet whose ``sendto`` fails (no route, ...).
+* **Pacing.** One sender task sends due packets in order (a FIFO of targets due now; each call's later
+  packets in that call's own FIFO, by due time) through a token bucket: ``rate`` packets/s overall, at most
+  ``burst`` packets back to back (it sleeps for tokens in steps of >= 1 ms, what the event loop's selector
+  can do). Each target's packets are spaced by at least ``interval`` seconds (measured from the actual send
+  of the previous one).
+* **Timeouts.** Every packet of a call has the same timeout and packets are sent in time order, so each
+  call keeps its packets in flight in a FIFO, swept by one ``call_at`` timer callback for the whole pinger
+  -- no asyncio timer per packet, no heap. A reply arriving after its packet's timeout counts as lost, as
+  does a packet whose send fails (no route, ...).
 * **Network rule.** Only destinations inside ``allowed_networks`` are accepted; the default is loopback only
   (127.0.0.0/8 and ::1). Every destination of a call is checked *before* any packet is sent; a destination
   outside the allowed networks raises ``ValueError``.

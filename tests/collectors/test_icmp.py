@@ -495,10 +495,11 @@ async def test_forged_and_malformed_replies_are_ignored(pinger: Pinger, nft_drop
     """Garbage on the wire: echo replies crafted from a raw socket while the pinger waits."""
     if pinger.kind != "raw":
         pytest.skip("forged replies are only visible to a raw socket")
-    victim, control, other = (f"{nft_drops['silent']}.{i}" for i in (7, 8, 9))
-    task = asyncio.create_task(pinger.ping_many([victim, control], count=1, timeout=0.5))
+    victim, control, other, optioned = (f"{nft_drops['silent']}.{i}" for i in (7, 8, 9, 10))
+    task = asyncio.create_task(pinger.ping_many([victim, control, optioned], count=1, timeout=0.5))
     (seq,) = await wait_pending(pinger, victim)
     (control_seq,) = await wait_pending(pinger, control)
+    (optioned_seq,) = await wait_pending(pinger, optioned)
     ident, payload = pinger.identifier, pinger._codec.payload
     good = echo_reply(ident, seq, payload)
     forged = [
@@ -521,9 +522,14 @@ async def test_forged_and_malformed_replies_are_ignored(pinger: Pinger, nft_drop
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as raw:
         raw.bind((control, 0))  # positive control: a perfect forgery from the right address counts
         raw.sendto(echo_reply(ident, control_seq, payload), ("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as raw:
+        raw.bind((optioned, 0))  # a perfect reply in a datagram with IP options (header of 24 bytes)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"\x01\x01\x01\x00")  # NOP NOP NOP EOL
+        raw.sendto(echo_reply(ident, optioned_seq, payload), ("127.0.0.1", 0))
     results = await task
     assert results[victim].received == 0 and results[victim].loss == 1.0
     assert results[control].received == 1
+    assert results[optioned].received == 1
 
 
 # -- a silent host on a wire: veth pair into a network namespace --------------------------------------------
