@@ -874,14 +874,19 @@ class Pinger:
         target.sent += 1
         target.to_send -= 1
         if target.to_send > 0:
-            if batch.interval_ns:
-                if not batch.later:
-                    self._later_batches.append(batch)
-                batch.later.append((sent_ns + batch.interval_ns, target))
-            else:
-                self._ready.append(target)
+            self._again(target, sent_ns)
         if key is None:
             self._lost(target)
+
+    def _again(self, target: _Target, sent_ns: int) -> None:
+        """Queue ``target``'s next packet, ``interval`` after this one."""
+        batch = target.batch
+        if batch.interval_ns:
+            if not batch.later:
+                self._later_batches.append(batch)
+            batch.later.append((sent_ns + batch.interval_ns, target))
+        else:
+            self._ready.append(target)
 
     def _send_v4_batch(self, k: int) -> tuple[int, bool]:
         """Send the next (up to ``k``) IPv4 packets of the ready queue with ``sendmmsg``."""
@@ -924,8 +929,20 @@ class Pinger:
             sent_ns = time.monotonic_ns()
             r = _SENDMMSG(fd, at + done * msg_size, j - done, 0)
             if r > 0:
-                for i in range(done, done + r):
-                    self._record(batch_targets[i], sent_ns, keys[i])
+                deadline_entry = sent_ns << _KEY_BITS
+                for i in range(done, done + r):  # _record(), inlined for the common case
+                    target, key = batch_targets[i], keys[i]
+                    pending[key] = (target, sent_ns)
+                    batch = target.batch
+                    fifo = batch.deadlines
+                    if not fifo:
+                        self._sweeping.add(batch)
+                        self._arm_sweep(sent_ns + batch.timeout_ns)
+                    fifo.append(deadline_entry | key)
+                    target.sent += 1
+                    target.to_send -= 1
+                    if target.to_send > 0:
+                        self._again(target, sent_ns)
                 done += r
                 continue
             err = ctypes.get_errno()
