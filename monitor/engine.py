@@ -125,9 +125,8 @@ class Engine:
         self._covered = frozenset(self.channels)
         self.confirmer = Confirmer(confirmation)
         self._confirmed_states: dict[str, NodeState] = {}  # the confirmer's view (it reads and updates it)
-        self.node_state: dict[str, NodeState] = {}
-        self.node_changed: dict[str, datetime] = {}
         self.node_history: dict[str, list[tuple[datetime, NodeState]]] = {}  # each node's dated changes
+        self.node_state: dict[str, NodeState] = {}  # each node's latest state (its history's last), for lookups
         self.now: datetime | None = None
         # Channel states and their dated transitions; a channel starts in the state it has before any event.
         self.state: dict[int, ChannelState] = {}
@@ -229,10 +228,10 @@ class Engine:
             if self.node_state.get(node, NodeState.UP) is state:
                 continue
             # A node's own history never runs backwards, nor ahead of when it became known.
-            at = min(max(at, self.node_changed.get(node, at)), known)
+            own = self.node_history.setdefault(node, [])
+            at = min(max(at, own[-1][0]) if own else at, known)
+            own.append((at, state))
             self.node_state[node] = state
-            self.node_changed[node] = at
-            self.node_history.setdefault(node, []).append((at, state))
             dated[node] = at
         earliest: dict[int, datetime] = {}
         for node, at in dated.items():
@@ -370,7 +369,7 @@ class Engine:
             found = self.by_id.get(event.incident)
             return [found] if found is not None else []
         assert event.node is not None
-        # the incidents that have held a channel at or under the node, in the order they opened
+        # the incidents that have held a channel at or under the node (in the order they first did)
         held = self._held_under.get(event.node, {}).values()
         if latest:
             started = [i for i in held if i.start <= event.at]
