@@ -604,13 +604,20 @@ _USM_REPORT_NAMES = {
 }
 
 
-@functools.lru_cache(maxsize=4096)
-def _localized_key(hash_name: str, password: bytes, engine_id: bytes) -> bytes:
-    """RFC 3414 A.2 (RFC 7860 for SHA-2): hash of the password repeated to 1 MiB, localized to the engine."""
+@functools.lru_cache(maxsize=256)
+def _password_key(hash_name: str, password: bytes) -> bytes:
+    """RFC 3414 A.2.1 (RFC 7860 for SHA-2): the hash of the password repeated to 1 MiB (~2 ms; once per
+    password, however many engines share it)."""
     if not password:
         raise ValueError("empty SNMPv3 key")
     n = 1 << 20
-    ku = hashlib.new(hash_name, (password * (n // len(password) + 1))[:n]).digest()
+    return hashlib.new(hash_name, (password * (n // len(password) + 1))[:n]).digest()
+
+
+@functools.lru_cache(maxsize=16384)
+def _localized_key(hash_name: str, password: bytes, engine_id: bytes) -> bytes:
+    """RFC 3414 A.2.2: the password's key localized to one engine (two short hashes)."""
+    ku = _password_key(hash_name, password)
     return hashlib.new(hash_name, ku + engine_id + ku).digest()
 
 

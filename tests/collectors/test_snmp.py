@@ -767,3 +767,11 @@ def test_garbage_datagrams_raise_only_decoding_errors(data: bytes) -> None:
     for parse in (_message_id, lambda d: _parse_v2c(d, b"public", {}), lambda d: _parse_v3(d, usm, {})):
         with contextlib.suppress(_BerError, IndexError, ValueError):
             parse(data)
+
+
+def test_usm_key_localization_matches_rfc_3414_vectors() -> None:
+    from collectors.snmp import _localized_key
+
+    engine = bytes.fromhex("000000000000000000000002")  # RFC 3414 A.3: password "maplesyrup"
+    assert _localized_key("md5", b"maplesyrup", engine).hex() == "526f5eed9fcce26f8964c2930787d82b"
+    assert _localized_key("sha1", b"maplesyrup", engine).hex() == "6695febc9288e36282235fc7151f128497b38f3f"
