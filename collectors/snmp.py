@@ -698,10 +698,6 @@ def _scoped_pdu(engine_id: bytes, pdu: bytes) -> bytes:
     return _ber(0x30, _ber(0x04, engine_id) + b"\x04\x00" + pdu)
 
 
-def _pdu_parts(pdu_tag: int, a: int, b: int, varbinds: bytes) -> tuple[int, int, int, bytes]:
-    return pdu_tag, a, b, varbinds
-
-
 def _pdu(pdu_tag: int, request_id: int, a: int, b: int, varbinds: bytes) -> bytes:
     return _ber(pdu_tag, _ber_int(request_id) + _ber_int(a) + _ber_int(b) + varbinds)
 
@@ -1015,7 +1011,7 @@ class SnmpPoller:
         self._community_index: dict[str, str] = {}
         self._gates: dict[str, _UserGate] = {}
         self._object_types: dict[Oid, Any] = {}
-        self._v2c: _UdpTransport | None = None  # the native transport (v2c, and v3 with HMAC and AES-128)
+        self._wire: _UdpTransport | None = None  # the native transport (v2c, and v3 with HMAC and AES-128)
         self._engines: dict[tuple[str, int], _Engine] = {}  # v3 agents' engines, by (address, port)
         self._usm: dict[SnmpSettings, _Usm | None] = {}
         self._salt = secrets.randbits(64)
@@ -1026,7 +1022,7 @@ class SnmpPoller:
     def __repr__(self) -> str:
         return (
             f"SnmpPoller(profile={self.profile!r}, max_in_flight={self.max_in_flight}, "
-            f"devices={len(self._devices)}, open={self._engine is not None or self._v2c is not None})"
+            f"devices={len(self._devices)}, open={self._engine is not None or self._wire is not None})"
         )
 
     async def __aenter__(self) -> SnmpPoller:
@@ -1041,9 +1037,9 @@ class SnmpPoller:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close_dispatcher()
-        v2c, self._v2c = self._v2c, None
-        if v2c is not None:
-            v2c.close()
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def _ensure_engine(self) -> Any:
@@ -1056,14 +1052,14 @@ class SnmpPoller:
             self._semaphore = asyncio.Semaphore(self.max_in_flight)
         return self._engine
 
-    def _ensure_v2c(self) -> _UdpTransport:
+    def _ensure_wire(self) -> _UdpTransport:
         if self._closed:
             raise RuntimeError("SnmpPoller is closed")
-        if self._v2c is None:
-            self._v2c = _UdpTransport(asyncio.get_running_loop())
+        if self._wire is None:
+            self._wire = _UdpTransport(asyncio.get_running_loop())
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_in_flight)
-        return self._v2c
+        return self._wire
 
     def _dest(self, address: str, port: int) -> tuple[tuple[str, int], int]:
         dest = self._dests.get((address, port))
@@ -1102,7 +1098,7 @@ class SnmpPoller:
     ) -> list[tuple[Oid, Any]]:
         """One request on our own transport (see :class:`_UdpTransport`); errors mapped as in :meth:`_request`."""
         address, s = self._check_node(node)
-        transport = self._ensure_v2c()
+        transport = self._ensure_wire()
         dest, family = self._dest(address, s.port)
         varbinds = self._varbinds.get(tuple(oids)) if pdu_tag == _PDU_GET else None
         if varbinds is None:
@@ -1130,7 +1126,7 @@ class SnmpPoller:
                     usm = self._native_usm(s)
                     assert usm is not None
                     response = await self._request_v3(
-                        transport, dest, family, usm, _pdu_parts(pdu_tag, a, b, varbinds), profile, where, address
+                        transport, dest, family, usm, (pdu_tag, a, b, varbinds), profile, where, address
                     )
         except OSError as exc:
             detail = self._scrub(f"{type(exc).__name__}: {exc}", s)[:200]
