@@ -67,6 +67,7 @@ log = logging.getLogger("slawatch.live")
 
 SOURCE = "live"
 ACTOR = "collector"
+REBUILD_BEHIND_AFTER = 50_000  # stored events above which a start builds the projection beside the cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +237,10 @@ class LiveService:
         self.live = live or LiveSettings()
         # the service's ingest asks whether the stored inventory changed no more often than the loop reloads it
         service.inventory_check_s = max(service.inventory_check_s, self.live.inventory_refresh_s)
+        # a start with a long history does not wait for the incident projection's full replay (SPEC-neutral:
+        # the events are stored first; the projection catches up beside the cycles)
+        if service.rebuild_behind_after is None:
+            service.rebuild_behind_after = REBUILD_BEHIND_AFTER
         self.clock: Callable[[], datetime] = clock or service.clock
         options = self.live.probe_options()
         self.probers: dict[str, Prober] = (

@@ -582,6 +582,8 @@ async def _engines(
     ``rebuild_after_s`` (an ingest in progress is not mistaken for them: it catches up by the next scrape).
     None when they cannot be built (logged)."""
     engines = service.projection_engines()
+    if engines is None and service.projection_building():  # a live start builds it beside the loop
+        return None
     try:
         if engines is not None:
             if in_process:

@@ -81,6 +81,7 @@ from monitor.storage.heartbeats import (
     inventory_fingerprint,
     latest_state_events,
 )
+from monitor.storage.repository import EventLog
 
 if TYPE_CHECKING:
     from monitor.alerts.hook import AlertHook
@@ -234,6 +235,13 @@ class Service:
         # (its fingerprint sums over every node row: 0.2-0.4 s at 100,000 nodes). 0: every time. The live
         # service sets its inventory_refresh_s: it reloads no more often anyway.
         self.inventory_check_s = 0.0
+        # Above this many stored events, a missing projection is built beside the caller (events parsed and
+        # replayed in a worker thread) instead of inside the ingest that needs it: a live start at 100,000 nodes
+        # with a month of history would otherwise wait a minute, growing with every restart. None: always inside
+        # (the default; the live service sets it). Ingests meanwhile store their events and leave them to it.
+        self.rebuild_behind_after: int | None = None
+        self._rebuilding: asyncio.Task[None] | None = None
+        self._store_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ inventory and contracts
     async def inventory(self) -> Inventory:
@@ -328,7 +336,16 @@ class Service:
             if position is not None:
                 count, top = await events_after(self.db, position)
                 cache.seq = top if count == len(inserted) else None  # another writer too: reload next time
-            await self._project(inserted, inventory)
+            if self._rebuilding is not None:
+                pass  # the projection being built applies them when it has caught up
+            elif (
+                self._projection is None
+                and self.rebuild_behind_after is not None
+                and (cache.seq or 0) > self.rebuild_behind_after
+            ):
+                self._rebuilding = asyncio.create_task(self._rebuild_behind(), name="slawatch-projection")
+            else:
+                await self._project(inserted, inventory)
         not_applied = tuple((located[i][0], reason) for i, reason in fed.not_applied)
         if not_applied:
             log.warning(
@@ -457,6 +474,59 @@ class Service:
         self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
         await self._store_projection(whole=True)
 
+    def projection_building(self) -> bool:
+        """Whether a projection is being built beside the caller (see ``rebuild_behind_after``)."""
+        return self._rebuilding is not None
+
+    async def wait_projection(self) -> None:
+        """Wait for a projection being built beside the caller (none: return at once)."""
+        task = self._rebuilding
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _rebuild_behind(self) -> None:
+        """Build the projection from the stored events with the parsing and the replay in a worker thread, then
+        apply what was stored meanwhile (ingests leave their events to it), and publish it. On failure, none is
+        published: the next ingest rebuilds it as before."""
+        try:
+            began = monotonic()
+            inventory = await self.inventory()
+            contracts = await self.contracts()
+            stored = await self.repo.load_event_log()
+            engines = {c.id: self._engine(c, inventory) for c in contracts}
+
+            def build(log_: EventLog) -> int:
+                events = log_.events()
+                ordered = sorted(events, key=lambda e: e.known)  # stable: as stored, in processing order
+                for engine in engines.values():
+                    engine.replay(ordered)
+                return len(events)
+
+            applied = await asyncio.to_thread(build, stored)
+            position = stored.position
+            while True:  # catch up with what was stored meanwhile, until nothing more is
+                tail = await self.repo.load_event_log_after(position)
+                if not tail.rows:
+                    break
+                first = min(e.known for e in tail.events())
+                if any(e.now is not None and first <= e.now for e in engines.values()):
+                    log.warning("projection not built beside the loop: earlier events arrived; rebuilt inline next")
+                    return
+                applied += await asyncio.to_thread(build, tail)
+                position = tail.position
+            # no await between the last look and publishing: an ingest from here on projects as usual
+            self._projection = _Projection(inventory, tuple(contracts), engines, applied)
+            await self._store_projection(whole=True)
+            log.info(
+                "projection built beside the loop",
+                extra={"events": applied, "seconds": round(monotonic() - began, 1)},
+            )
+        except Exception as exc:
+            self._projection = None
+            log.exception("projection not built", extra={"error": str(exc), "error_type": type(exc).__name__})
+        finally:
+            self._rebuilding = None
+
     async def _project(self, inserted: Sequence[Event], inventory: Inventory) -> None:
         """Apply newly stored events to the in-memory engines; rebuild whole when that would not be the same.
 
@@ -494,7 +564,12 @@ class Service:
             )
 
     async def _store_projection(self, *, whole: bool) -> None:
-        """Write the engines' incidents: all of them (``whole``), or those changed since the last write."""
+        """Write the engines' incidents: all of them (``whole``), or those changed since the last write (one
+        write at a time: a whole write of a projection built beside the loop is not overtaken by a newer one)."""
+        async with self._store_lock:
+            await self._write_projection(whole=whole)
+
+    async def _write_projection(self, *, whole: bool) -> None:
         p = self._projection
         assert p is not None
         inventory = p.inventory

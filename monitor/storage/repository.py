@@ -975,6 +975,19 @@ class Repository:
             position = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), 0)))).scalar_one()
         return EventLog(rows, int(position), self._url)
 
+    async def load_event_log_after(self, position: int) -> EventLog:
+        """The stored events after ``position`` (``seq > position``) in processing order, and the log's position:
+        what was stored while a projection was being built from an earlier :meth:`load_event_log`."""
+        stmt = (
+            select(_events.c.id, _events.c.payload)
+            .where(_events.c.seq > position)
+            .order_by(_events.c.known, _events.c.seq)
+        )
+        async with self._read("load events") as conn:
+            rows = [(str(eid), payload) for eid, payload in (await conn.execute(stmt)).all()]
+            top = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), position)))).scalar_one()
+        return EventLog(rows, int(top), self._url)
+
     async def events_since(
         self,
         *,
