@@ -16,9 +16,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSettings, phase
-from monitor.events import NodeState
+from monitor.assessment import Month
+from monitor.events import NodeState, parse_event
 from monitor.inventory import Inventory
+from monitor.policy import DEFAULT_POLICY
 from monitor.sample import sample_inventory
+from monitor.sample_events import month_events
+from monitor.service import Service
+from monitor.storage.database import Database
 
 T0 = datetime(2026, 10, 3, tzinfo=UTC)
 
@@ -247,3 +252,41 @@ def test_targets_are_kept_until_a_boundary() -> None:
 
 def _unused(m: Mapping[str, NodeState]) -> None:  # keeps the reference's imports used
     del m
+
+
+async def test_a_projection_built_beside_the_loop_equals_one_built_inline(db: Database) -> None:
+    """A live start with a long history builds the incident projection in a worker thread while ingests go on
+    (they store their events and leave them to it); once published, and after further ingests, it holds what
+    a projection rebuilt inline from the same stored events holds (SQLite and PostgreSQL)."""
+    inventory = sample_inventory()
+    month = Month.parse("2026-10", DEFAULT_POLICY)
+    raw = month_events(inventory, month.start, days=month.length_days)
+    events = [parse_event(e) for e in raw]
+    third = len(events) // 3
+    first = Service(db)
+    await first.import_inventory(inventory)
+    await first.ingest([(f"m:{i}", e) for i, e in enumerate(events[:third])], source="month")
+
+    behind = Service(db)
+    behind.rebuild_behind_after = 0
+    chunks = [events[third + i : third + i + 200] for i in range(0, 2 * third - third, 200)]
+    await behind.ingest([("c0", e) for e in chunks[0]], source="month")
+    assert behind.projection_building()
+    for k, chunk in enumerate(chunks[1:4], 1):  # stored while it is being built
+        await behind.ingest([(f"c{k}", e) for e in chunk], source="month")
+    await behind.wait_projection()
+    assert not behind.projection_building() and behind.projection_engines() is not None
+    for k, chunk in enumerate(chunks[4:], 4):  # incremental from here on
+        await behind.ingest([(f"c{k}", e) for e in chunk], source="month")
+    await behind.ingest([(f"t:{i}", e) for i, e in enumerate(events[2 * third :])], source="month")
+
+    inline = Service(db)
+    await inline.rebuild()
+    built, rebuilt = behind.projection_engines(), inline.projection_engines()
+    assert built is not None and rebuilt is not None
+    assert behind.projection_events() == inline.projection_events()
+    for (c1, e1), (c2, e2) in zip(built, rebuilt, strict=True):
+        assert c1.id == c2.id
+        views = [i.view(inventory, e1.policy.level_for(i.peak)) for i in e1.incidents]
+        assert views == [i.view(inventory, e2.policy.level_for(i.peak)) for i in e2.incidents]
+        assert await db.repository().load_incidents(c1.id) == await db.repository().load_incidents(c2.id)
