@@ -17,6 +17,12 @@ production app) on a free 127.0.0.1 port, a viewer token, and per route:
 Routes: one node's status (``/api/v1/nodes/{id}``), the incident list (``/api/v1/incidents``, as the API serves
 it today), the month's report (``/api/v1/reports/monthly/2026-10``), ``/metrics``. The server runs in its own
 process; only 127.0.0.1 is used. No figure here is a test.
+
+Node status is the live loop's view: ``slawatch serve`` answers it 503. ``--live`` (root) runs ``slawatch run``
+instead (live loop and API in one process, as deployed) against the lab (``slawatch lab up`` on the same
+network, its own state directory and nft table, taken down at the end), ICMP every 60 s with a rate that
+covers the inventory, and waits ``--warmup`` seconds before measuring, so every route is measured while the
+loop polls 100,000 nodes beside it.
 """
 
 from __future__ import annotations
@@ -144,6 +150,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="used as it is when it holds events (default: SQLite, prepared)")
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration per route and connection count")
     parser.add_argument("--connections", type=int, action="append", help="wrk connections (default 1 and 4)")
+    parser.add_argument("--live", action="store_true", help="slawatch run (live loop + API) on the lab; root")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds of live loop before measuring")
+    parser.add_argument("--snmp-limit", type=int, default=20, help="SNMP agents in the lab with --live")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: install Debian's package (scripts/setup-system does)")
@@ -160,9 +169,16 @@ def main() -> None:
             "SLAWATCH_DATA_DIR": tmp,
             "SLAWATCH_LOG_LEVEL": "WARNING",
         }
+        command = "serve"
+        lab_env: dict[str, str] | None = None
+        if args.live:
+            polled = sum(1 for n in sample_inventory(scale=args.scale).nodes() if n.address is not None)
+            env["SLAWATCH_RATE_PPS"] = str(max(2000, round(1.5 * polled * 3 / 60, -2)))
+            lab_env = lab_up(tmp, args.scale, args.snmp_limit)
+            command = "run"
         with open(Path(tmp) / "serve.log", "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "serve"], env=env, stdout=log, stderr=log, start_new_session=True
+                [sys.executable, "-m", "monitor.cli", command], env=env, stdout=log, stderr=log, start_new_session=True
             )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -175,6 +191,8 @@ def main() -> None:
                     if server.poll() is not None:
                         raise SystemExit((Path(tmp) / "serve.log").read_text()[-3000:]) from None
                     time.sleep(0.5)
+            if args.live:
+                time.sleep(args.warmup)
             routes = [
                 ("node status", f"/api/v1/nodes/{node}"),
                 ("incident list", "/api/v1/incidents"),
@@ -183,7 +201,7 @@ def main() -> None:
             ]
             print(
                 f"bench_api {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-                f"{url.split(':', 1)[0]}, wrk {args.seconds} s per row; load {load()}"
+                f"{url.split(':', 1)[0]}, slawatch {command}, wrk {args.seconds} s per row; load {load()}"
             )
             print(
                 f"{'route':14} {'cold':>8} {'bytes':>10} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
@@ -202,7 +220,40 @@ def main() -> None:
             print(f"load {load()}")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
-            server.wait(30)
+            server.wait(120)
+            if lab_env is not None:
+                subprocess.run([sys.executable, "-m", "collectors.lab.cli", "down"], env=lab_env, check=False)
+
+
+def lab_up(tmp: str, scale: int, snmp_limit: int) -> dict[str, str]:
+    """The lab on the sample network at ``scale`` (its own state directory and nft table); its environment."""
+    import secrets
+
+    from monitor.inventory_io import dump_inventory
+
+    if os.geteuid() != 0:
+        raise SystemExit("--live needs root: raw ICMP sockets, nftables and snmpd for the lab")
+    sample = Path(tmp) / "sample.csv"
+    sample.write_text(dump_inventory(sample_inventory(scale=scale), "csv", include_secrets=True), encoding="utf-8")
+    env = {
+        **os.environ,
+        "SLAWATCH_LAB_DIR": str(Path(tmp) / "lab"),
+        "SLAWATCH_LAB_TABLE": f"slawatch_bench_{secrets.token_hex(3)}",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "collectors.lab.cli",
+        "up",
+        "--inventory",
+        str(sample),
+        "--snmp-limit",
+        str(snmp_limit),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"lab up failed: {proc.stdout}{proc.stderr}")
+    return env
 
 
 if __name__ == "__main__":
