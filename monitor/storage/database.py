@@ -20,16 +20,13 @@ statement are never put in a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -47,6 +44,8 @@ import migrations
 from monitor.errors import StorageError
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from monitor.storage.repository import Repository
 
 __all__ = ["SUPPORTED_DRIVERS", "Database", "default_database_url", "display_url", "translate_errors"]
@@ -136,7 +135,25 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+_REVISION_RE = re.compile(r'^(down_revision|revision)\b[^=]*=\s*(?:"([^"]*)"|None)\s*$', re.MULTILINE)
+
+
+def packaged_head() -> str | None:
+    """The newest packaged revision, read from the migration files' ``revision``/``down_revision`` lines without
+    loading Alembic (about half a second of imports a command like ``slawatch status`` need not pay when the
+    database is current); None when the files do not give one head, and Alembic decides."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (Path(migrations.__file__).parent / "versions").glob("*.py"):
+        for key, value in _REVISION_RE.findall(path.read_text(encoding="utf-8")):
+            (revisions if key == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     here = Path(migrations.__file__).parent
     cfg = Config(str(here / "alembic.ini"))
     cfg.set_main_option("script_location", str(here))
@@ -146,6 +163,8 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str:
     """The newest revision of the packaged migrations."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships 0001
         raise StorageError("the packaged migrations have no head revision")
@@ -153,12 +172,16 @@ def head_revision() -> str:
 
 
 def _upgrade(sync_conn: Connection, revision: str) -> None:
+    from alembic import command
+
     cfg = _alembic_config()
     cfg.attributes["connection"] = sync_conn
     command.upgrade(cfg, revision)
 
 
 def _current_revision(sync_conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(sync_conn).get_current_revision()
 
 
@@ -230,12 +253,26 @@ class Database:
         self._engine = engine
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Run the packaged Alembic migrations up to ``revision`` (default head). Idempotent."""
+        """Run the packaged Alembic migrations up to ``revision`` (default head). Idempotent: a database already
+        at the packaged head is left alone without loading Alembic."""
+        if revision == "head" and await self._at_head():
+            return
         engine = self.engine
         with translate_errors(f"upgrade the schema to {revision}", self.url):
             async with engine.connect() as conn:
                 await conn.run_sync(_upgrade, revision)
                 await conn.commit()
+
+    async def _at_head(self) -> bool:
+        head = packaged_head()
+        if head is None:
+            return False
+        try:
+            async with self.engine.connect() as conn:
+                found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        except SQLAlchemyError:  # no version table yet: a new database
+            return False
+        return found == [head]
 
     async def current_revision(self) -> str | None:
         """The schema revision stored in the database (``None``: never upgraded)."""

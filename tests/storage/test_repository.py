@@ -36,6 +36,7 @@ from monitor.incidents import ExclusionStep, IncidentView, TimelineEntry, Timeli
 from monitor.inventory import Inventory, Node, NodeKind, SnmpSettings
 from monitor.sample import sample_inventory
 from monitor.storage import Database, Repository, default_database_url, display_url, head_revision
+from monitor.storage.database import packaged_head
 from monitor.storage.tables import Base
 
 T0 = datetime(2026, 10, 3, tzinfo=UTC)
@@ -78,6 +79,17 @@ async def test_upgrade_from_empty_twice(empty_db: Database) -> None:
     async with empty_db.engine.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     assert names >= TABLES
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    """``upgrade`` skips Alembic for a database at this head: it must be the head Alembic computes."""
+    assert packaged_head() == head_revision()
+
+
+async def test_an_older_database_is_still_upgraded(empty_db: Database) -> None:
+    await empty_db.upgrade("0001")
+    await empty_db.upgrade()
+    assert await empty_db.current_revision() == head_revision()
 
 
 async def test_migration_matches_models(db: Database) -> None:
