@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from time import monotonic
@@ -84,7 +84,10 @@ from monitor.storage.heartbeats import (
 from monitor.storage.repository import EventLog
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from monitor.alerts.hook import AlertHook
+    from monitor.incidents import IncidentView
 
 log = logging.getLogger("slawatch.service")
 
@@ -472,7 +475,13 @@ class Service:
         for engine in engines.values():
             engine.replay(events)
         self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
-        await self._store_projection(whole=True)
+        try:
+            await self._store_projection(whole=True)
+        except BaseException:
+            # Its engines have drained their changes: kept, the next ingest would store only what comes after.
+            # Dropped, the next ingest rebuilds and stores the whole projection (and its alerts) again.
+            self._projection = None
+            raise
 
     def projection_building(self) -> bool:
         """Whether a projection is being built beside the caller (see ``rebuild_behind_after``)."""
@@ -581,15 +590,25 @@ class Service:
                 incidents = engine.drain_changed()
                 if not incidents:
                     continue
-            await self.repo.replace_incidents(
-                contract_id,
-                incidents,
-                lambda pos: (inventory.channels[pos].label, inventory.channels[pos].node),
-                whole=whole,
-            )
-            if self.alerts is not None:  # the outbox is written right after the projection it follows
+
+            async def store(
+                also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+                contract_id: str = contract_id,
+                incidents: Sequence[IncidentView] = incidents,
+            ) -> None:
+                await self.repo.replace_incidents(
+                    contract_id,
+                    incidents,
+                    lambda pos: (inventory.channels[pos].label, inventory.channels[pos].node),
+                    whole=whole,
+                    also=also,
+                )
+
+            if self.alerts is None:
+                await store()
+            else:  # the outbox rows are planned and written inside the projection write's transaction
                 contract = next(c for c in p.contracts if c.id == contract_id)
-                await self.alerts.incidents_changed(contract, incidents, inventory, self.clock())
+                await self.alerts.incidents_changed(contract, incidents, inventory, self.clock(), store)
 
     async def report(
         self,

@@ -1,8 +1,10 @@
 """The durable alert outbox and the planner's per-incident state, over a connected database.
 
 * :func:`write_plans`: the new states and the planned messages, in one transaction (a message planned twice,
-  same ``id``, is one row).
-* :func:`load_states` / :func:`due_states`: the states of some incidents, or those with a timer due.
+  same ``id``, is one row); :func:`write_plans_on` writes them in the caller's transaction (the service's
+  projection write: an incident change and the alerts it causes are stored together or not at all).
+* :func:`load_states` (:func:`load_states_on`: in the caller's transaction) / :func:`due_states`: the states
+  of some incidents, or those with a timer due.
 * :func:`deliverable`: the pending messages that may be sent now, in ``seq`` order per (target, incident): a
   group is held back while its first message waits for a retry, and a message not yet due (quiet hours) goes
   as soon as a later one of its group is due (a level-1 rise carries the deferred ones before it along).
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.alerts.rules import AlertState, IncidentFacts, PlannedAlert
 from monitor.storage.database import WRITE_OPTION, Database, translate_errors
@@ -37,6 +40,7 @@ __all__ = [
     "deliverable",
     "due_states",
     "load_states",
+    "load_states_on",
     "mark_failed",
     "mark_sent",
     "messages",
@@ -46,6 +50,7 @@ __all__ = [
     "outbox_status",
     "requeue",
     "write_plans",
+    "write_plans_on",
 ]
 
 _states = cast(Table, AlertStateRow.__table__)
@@ -72,8 +77,8 @@ class OutboxMessage:
     last_error: str | None = None
 
 
-def _insert(db: Database, table: Table) -> Any:
-    return pg_insert(table) if db.dialect == "postgresql" else sqlite_insert(table)
+def _insert(conn: AsyncConnection, table: Table) -> Any:
+    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
 
 
 def _state_row(state: AlertState, now: datetime) -> dict[str, Any]:
@@ -106,51 +111,65 @@ async def write_plans(
         async with db.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
-                if states:
-                    ins = _insert(db, _states)
-                    stmt = ins.on_conflict_do_update(
-                        index_elements=["contract_id", "incident_id"],
-                        set_={c: getattr(ins.excluded, c) for c in (
-                            "facts", "engaged", "repeats", "next_repeat", "next_due", "ended", "updated_at"
-                        )},
-                    )
-                    await conn.execute(stmt, [_state_row(s, now) for s in states])
-                if alerts:
-                    rows = [
-                        {
-                            "id": a.id,
-                            "alert_id": a.alert_id,
-                            "contract_id": a.contract_id,
-                            "incident_id": a.incident_id,
-                            "kind": a.kind.value,
-                            "target": a.target,
-                            "payload": dict(a.payload),
-                            "created_at": now,
-                            "due": a.due,
-                            "status": PENDING,
-                            "attempts": 0,
-                            "next_attempt": a.due,
-                            "last_error": None,
-                            "sent_at": None,
-                        }
-                        for a in alerts
-                    ]
-                    await conn.execute(_insert(db, _outbox).on_conflict_do_nothing(index_elements=["id"]), rows)
+                await write_plans_on(conn, states, alerts, now)
+
+
+async def write_plans_on(
+    conn: AsyncConnection, states: Sequence[AlertState], alerts: Sequence[PlannedAlert], now: datetime
+) -> None:
+    """:func:`write_plans` inside the caller's transaction (the projection write that caused them)."""
+    if states:
+        ins = _insert(conn, _states)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["contract_id", "incident_id"],
+            set_={c: getattr(ins.excluded, c) for c in (
+                "facts", "engaged", "repeats", "next_repeat", "next_due", "ended", "updated_at"
+            )},
+        )
+        await conn.execute(stmt, [_state_row(s, now) for s in states])
+    if alerts:
+        rows = [
+            {
+                "id": a.id,
+                "alert_id": a.alert_id,
+                "contract_id": a.contract_id,
+                "incident_id": a.incident_id,
+                "kind": a.kind.value,
+                "target": a.target,
+                "payload": dict(a.payload),
+                "created_at": now,
+                "due": a.due,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt": a.due,
+                "last_error": None,
+                "sent_at": None,
+            }
+            for a in alerts
+        ]
+        await conn.execute(_insert(conn, _outbox).on_conflict_do_nothing(index_elements=["id"]), rows)
 
 
 async def load_states(db: Database, contract_id: str, incident_ids: Iterable[str]) -> dict[str, AlertState]:
     """The stored states of some incidents of a contract, by incident id."""
-    ids = list(dict.fromkeys(incident_ids))
-    out: dict[str, AlertState] = {}
     with translate_errors("read the alert states", db.url):
         async with db.engine.connect() as conn, conn.begin():
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i : i + _CHUNK]
-                rows = await conn.execute(
-                    select(_states).where(_states.c.contract_id == contract_id, _states.c.incident_id.in_(chunk))
-                )
-                for row in rows:
-                    out[row.incident_id] = _state(row)
+            return await load_states_on(conn, contract_id, incident_ids)
+
+
+async def load_states_on(
+    conn: AsyncConnection, contract_id: str, incident_ids: Iterable[str]
+) -> dict[str, AlertState]:
+    """:func:`load_states` inside the caller's transaction."""
+    ids = list(dict.fromkeys(incident_ids))
+    out: dict[str, AlertState] = {}
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        rows = await conn.execute(
+            select(_states).where(_states.c.contract_id == contract_id, _states.c.incident_id.in_(chunk))
+        )
+        for row in rows:
+            out[row.incident_id] = _state(row)
     return out
 
 

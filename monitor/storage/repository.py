@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -592,11 +592,13 @@ class Repository:
         channel_label: Callable[[int], tuple[str, str]],
         *,
         whole: bool = True,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> None:
         """Replace every stored incident of ``contract_id`` by ``incidents``, in one transaction; with
         ``whole=False`` replace only the incidents given (by id) and keep the others.
 
-        ``channel_label`` maps a channel position to its ``(label, node)``.
+        ``channel_label`` maps a channel position to its ``(label, node)``. ``also`` runs inside the same
+        transaction once the incidents are written (the alert outbox rows this change causes: both or neither).
         """
         incident_rows: list[dict[str, Any]] = []
         member_rows: list[dict[str, Any]] = []
@@ -661,6 +663,8 @@ class Repository:
             ):
                 for chunk in _chunks(rows, 5000):
                     await conn.execute(insert(table), list(chunk))
+            if also is not None:
+                await also(conn)
 
     async def load_incidents(self, contract_id: str) -> list[dict[str, Any]]:
         """The stored incidents of a contract, by start then id, as plain dicts.
