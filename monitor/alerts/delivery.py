@@ -47,6 +47,10 @@ def make_sink(target: Target, timeout: float, am_period: timedelta = timedelta(m
         return WebhookSink(target, timeout)
     if target.kind is TargetKind.ALERTMANAGER:
         return AlertmanagerSink(target, timeout, am_period)
+    if target.kind is TargetKind.APPRISE:
+        from monitor.alerts.apprise_sink import AppriseSink  # apprise is imported only when a target needs it
+
+        return AppriseSink(target, timeout)
     return RobotSink(target, timeout)
 
 

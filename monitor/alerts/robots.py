@@ -17,7 +17,8 @@ A robot answers 200 with an error code in the body on refusal (``errcode`` / ``c
 
 apprise was considered for these three: its WeCom/DingTalk/Feishu plugins post to the vendors' fixed hosts
 (their ``notify_url`` is a class constant), so they cannot be pointed at a configured URL or tested on
-loopback, and they are synchronous; the three formatters below are small.
+loopback, and they are synchronous; the three formatters below are small. apprise carries the long tail
+(email, SMS gateways, Telegram...: :mod:`monitor.alerts.apprise_sink`), with the same title and body.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def title(p: Mapping[str, Any]) -> str:
     return f"【slawatch】{zh_level} {zh_kind} / {en_level} {en_kind}: {p['scope']}"
 
 
-def markdown(p: Mapping[str, Any], mentions: Sequence[str] = ()) -> str:
-    """The message body in markdown, each line in Chinese then English."""
+def markdown(p: Mapping[str, Any], mentions: Sequence[str] = (), *, html: bool = True) -> str:
+    """The message body in markdown, each line in Chinese then English (``html``: the alert id in the robots'
+    ``<font>`` tag; else plain, for apprise's services, which do not all take HTML)."""
     zone = p.get("timezone", "UTC")
     clocks = p.get("clocks", {})
     lines = [
@@ -117,7 +119,8 @@ def markdown(p: Mapping[str, Any], mentions: Sequence[str] = ()) -> str:
         lines.append(f"\n[一键确认 Acknowledge]({links['ack']})")
     if mentions:
         lines.append(" ".join(mentions))
-    lines.append(f"\n<font color=\"comment\">alert {p['alert_id']}</font>")
+    alert = f"alert {p['alert_id']}"
+    lines.append(f"\n<font color=\"comment\">{alert}</font>" if html else f"\n{alert}")
     return "\n".join(lines)
 
 

@@ -25,7 +25,15 @@ field. Example::
                    mentions: ["ou_manager_open_id"]}
       alertmanager: {kind: alertmanager, url: "http://127.0.0.1:9093"}
       hook: {kind: webhook, url: "http://127.0.0.1:9000/slawatch", secret_env: HOOK_SEC}
+      mail-noc: {kind: apprise, url: "mailtos://alerts:{secret}@smtp.example.com?to=noc@example.com",
+                 secret_env: SMTP_PASS}
 
+``apprise`` targets reach the long tail (email, SMS gateways, Telegram, ...) through apprise
+(https://github.com/caronc/apprise): ``url`` is any apprise URL (``mailto://``, ``tgram://BOT_TOKEN/CHAT_ID``,
+``json://host:port/path`` for a generic JSON webhook, ...), checked when the rules are loaded (nothing is
+contacted then); ``{secret}`` in it is replaced by the target's secret, so credentials may stay in the
+environment. They get the robots' title and bilingual markdown body, and observe quiet hours by default, as
+people read them; apprise's own failure (an answer refused, a host unreachable) is a failed delivery.
 ``after_response`` is a fraction of the level's response limit (the contract policy's ``response_limit_s``).
 A role's targets hear the kinds in ``notify``, repeats and their own step, from the step that engaged it on
 (acknowledgement stops steps and repeats); ``always``
@@ -96,15 +104,17 @@ class TargetKind(StrEnum):
     DINGTALK = "dingtalk"
     FEISHU = "feishu"
     ALERTMANAGER = "alertmanager"
+    APPRISE = "apprise"
 
 
 #: Targets read by people on phones: they observe quiet hours unless told otherwise.
-HUMAN_KINDS = frozenset({TargetKind.WECOM, TargetKind.DINGTALK, TargetKind.FEISHU})
+HUMAN_KINDS = frozenset({TargetKind.WECOM, TargetKind.DINGTALK, TargetKind.FEISHU, TargetKind.APPRISE})
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One destination. ``secret`` signs (webhook HMAC, DingTalk/Feishu ``sign``); ``mentions`` are the on-call
+    """One destination. ``secret`` signs (webhook HMAC, DingTalk/Feishu ``sign``; apprise: fills ``{secret}`` in
+    the URL); ``mentions`` are the on-call
     phone numbers (WeCom, DingTalk) or user ids (Feishu) to ``@``; ``expiry_s`` is the MQTT message expiry."""
 
     name: str
@@ -244,7 +254,14 @@ def _target(name: str, data: object) -> Target:
         raise _fail("expected true or false", f"{fname}.quiet_hours")
     expiry = _nonneg_int(data.get("expiry_s", 3600), f"{fname}.expiry_s")
     mentions = _str_list(data.get("mentions", []), f"{fname}.mentions")
-    return Target(name, kind, url, secret, mentions, quiet, expiry)
+    target = Target(name, kind, url, secret, mentions, quiet, expiry)
+    if kind is TargetKind.APPRISE:
+        from monitor.alerts.apprise_sink import check_url  # apprise is imported only when a target needs it
+
+        problem = check_url(target)
+        if problem is not None:
+            raise _fail(problem, f"{fname}.url")
+    return target
 
 
 def _route(data: object, fname: str, targets: Mapping[str, Target], *, default: bool) -> Route:

@@ -272,7 +272,7 @@ def test_the_documented_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> Non
 
     doc = module.__doc__ or ""
     example = textwrap.dedent(doc.split("Example::\n", 1)[1].split("\n\n", 1)[0])
-    for name in ("DING_SEC", "FEISHU_SEC", "HOOK_SEC"):
+    for name in ("DING_SEC", "FEISHU_SEC", "HOOK_SEC", "SMTP_PASS"):
         monkeypatch.setenv(name, f"{name.lower()}-value")
     parsed = rules_from_mapping(yaml.safe_load(example))
     assert parsed.route_for(("T01", "T01-B1", "CPE-0001")).roles["crew"] == ("wecom-t01",)
@@ -280,3 +280,4 @@ def test_the_documented_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> Non
     assert parsed.route_for(("T02",)).roles["crew"] == ("wecom-all",)
     assert parsed.targets["dingtalk-sup"].secret == "ding_sec-value" and parsed.targets["dingtalk-sup"].quiet_hours
     assert parsed.escalation[1][1].delay(4 * 3600) == timedelta(hours=2)
+    assert parsed.targets["mail-noc"].kind == "apprise" and parsed.targets["mail-noc"].secret == "smtp_pass-value"
