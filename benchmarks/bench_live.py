@@ -178,6 +178,21 @@ async def startup(url: str, inventory: Inventory, scale: int, history: bool, res
         await db.close()
 
 
+async def prepare_db(url: str, inventory: Inventory, history: bool, scale: int) -> None:
+    db = Database(url)
+    await db.connect()
+    try:
+        await db.upgrade()
+        service = Service(db)
+        await service.import_inventory(inventory)
+        if history:
+            month = Month.parse("2026-10", DEFAULT_POLICY)
+            raw = month_events(inventory, month.start, days=month.length_days, scale=scale)
+            await service.ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
+    finally:
+        await db.close()
+
+
 class Watch:
     """What the run saw: cycle durations, the loop's lateness, scrapes; printed per minute."""
 
@@ -248,13 +263,10 @@ async def measure(interval: float, minutes: float, url: str, inventory: Inventor
     await db.connect()
     try:
         await db.upgrade()
+        if await count_events(db) == 0:  # prepared in a process of its own: this one starts as `slawatch run` does
+            cmd = [sys.executable, __file__, "--scale", str(scale), "--prepare-db", url]
+            subprocess.run([*cmd, *([] if history else ["--no-history"])], check=True)
         service = Service(db)
-        if await count_events(db) == 0:
-            await service.import_inventory(inventory)
-            if history:
-                month = Month.parse("2026-10", DEFAULT_POLICY)
-                raw = month_events(inventory, month.start, days=month.length_days, scale=scale)
-                await service.ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
         live = LiveService(service, settings)
         watch = Watch(interval)
         watch.wrap(live)
@@ -287,7 +299,8 @@ async def measure(interval: float, minutes: float, url: str, inventory: Inventor
                 watch.samples.append((now - wall0, cpu, rss))
                 print(
                     f"  {now - wall0:5.0f} s: {watch.line(mark, now)}; CPU {cpu / (now - wall0):5.1%} (since start) "
-                    f"RSS {rss:.0f} MiB; states {_states(live)}; load {load()}",
+                    f"RSS {rss:.0f} MiB; states {_states(live)}; projection "
+                    f"{'building' if service.projection_building() else 'ready'}; load {load()}",
                     flush=True,
                 )
                 mark = now
@@ -360,7 +373,11 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=2, help="restarts timed after the month (default 2)")
     parser.add_argument("--startup-only", action="store_true", help="time the start-ups only (no lab, no cycles)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
+    parser.add_argument("--prepare-db", metavar="URL", help=argparse.SUPPRESS)  # the inventory and month only
     args = parser.parse_args()
+    if args.prepare_db:
+        asyncio.run(prepare_db(args.prepare_db, sample_inventory(scale=args.scale), not args.no_history, args.scale))
+        return
     if os.geteuid() != 0:
         raise SystemExit("needs root: raw ICMP sockets, nftables and snmpd for the lab")
     minutes = min(15.0, args.minutes if args.minutes is not None else (args.duration or 120.0) / 60)
