@@ -254,10 +254,16 @@ def _unused(m: Mapping[str, NodeState]) -> None:  # keeps the reference's import
     del m
 
 
-async def test_a_projection_built_beside_the_loop_equals_one_built_inline(db: Database) -> None:
+async def test_a_projection_built_beside_the_loop_equals_one_built_inline(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A live start with a long history builds the incident projection in a worker thread while ingests go on
     (they store their events and leave them to it); once published, and after further ingests, it holds what
     a projection rebuilt inline from the same stored events holds (SQLite and PostgreSQL)."""
+    import monitor.service
+
+    monkeypatch.setattr(monitor.service, "_CHUNK", 97)  # many chunks, cut between instants only
+    monkeypatch.setattr(monitor.service, "_PAUSE_S", 0.0)
     inventory = sample_inventory()
     month = Month.parse("2026-10", DEFAULT_POLICY)
     raw = month_events(inventory, month.start, days=month.length_days)
