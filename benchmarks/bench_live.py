@@ -31,7 +31,8 @@ temporary directory unless ``--database-url``, e.g. a PostgreSQL database of you
    most 15), with the API (uvicorn on a free 127.0.0.1 port, the same app as ``slawatch run``) scraped at
    ``/metrics`` every 15 s. 5 s is the demo's profile (``LiveSettings.demo()``); any other interval is the
    default profile (3 pings, 1 s timeout, 15 s while suspect) with that interval, and a rate limit that
-   covers the inventory (1.5x ``polled x 3 / interval`` packets/s, at least the default 2,000).
+   covers the inventory (``--headroom`` x ``polled x 3 / interval`` packets/s, default 3x, at least the default
+   2,000: the pinger paces its packets at that rate, so at 1.5x the sending alone fills 2/3 of every cycle).
 
 Printed every minute and at the end: cycles (count, duration p50 / p99 / max, also as a share of the
 interval), how late the event loop ran (a 0.25 s sleeper's worst overshoot: what a blocking step costs the
@@ -94,10 +95,13 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+HEADROOM = [3.0]  # --headroom
+
+
 def profile(interval: float, polled: int) -> LiveSettings:
     if interval == 5:
         return LiveSettings.demo()
-    rate = max(2000.0, round(1.5 * polled * 3 / interval, -2))
+    rate = max(2000.0, round(HEADROOM[0] * polled * 3 / interval, -2))
     return replace(LiveSettings(), icmp_interval_s=interval, suspect_interval_s=min(15.0, interval), rate_pps=rate)
 
 
@@ -374,7 +378,9 @@ def main() -> None:
     parser.add_argument("--startup-only", action="store_true", help="time the start-ups only (no lab, no cycles)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up figures")
     parser.add_argument("--prepare-db", metavar="URL", help=argparse.SUPPRESS)  # the inventory and month only
+    parser.add_argument("--headroom", type=float, default=3.0, help="rate limit / packets needed (default 3)")
     args = parser.parse_args()
+    HEADROOM[0] = args.headroom
     if args.prepare_db:
         asyncio.run(prepare_db(args.prepare_db, sample_inventory(scale=args.scale), not args.no_history, args.scale))
         return
