@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -38,7 +38,12 @@ from monitor.assessment import (
     MaintenanceIndex,
     Month,
     Seconds,
+    Span,
     Verdict,
+    _cap,
+    _merge,
+    _overlap_us,
+    _us,
     monthly_base,
     score_incident,
     verdict,
@@ -51,12 +56,10 @@ from monitor.inventory import Inventory
 
 __all__ = ["ITEMS", "LEVELS", "ContractFigures", "MonthToDate", "month_at", "next_claim_instant"]
 
-US = 1_000_000
 ITEMS = ("response", "recovery", "online", "4a", "4b", "4c", "4d", "4e", "5")
 LEVELS = (1, 2, 3, 0)
 FINDING_ITEMS = ("4a", "4b", "4c", "4d", "4e", "5")
 
-Span = tuple[datetime, datetime]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -104,36 +107,6 @@ def next_claim_instant(t: datetime, contract: Contract) -> datetime:
         if at >= t:
             return at
         day += timedelta(days=1)
-
-
-def _us(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
-
-
-def _merge(spans: Iterable[Span]) -> list[Span]:
-    out: list[Span] = []
-    for a, b in sorted(spans):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
-def _overlap_us(a: datetime, b: datetime, spans: list[Span]) -> int:
-    total = 0
-    for x, y in spans:
-        lo, hi = max(a, x), min(b, y)
-        if hi > lo:
-            total += _us(hi - lo)
-    return total
-
-
-def _cap(lost: Decimal, points: Decimal | None) -> Decimal:
-    return lost if points is None else min(lost, points)
 
 
 @dataclass(slots=True)
