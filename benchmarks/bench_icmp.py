@@ -57,6 +57,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.spread import spread
 from collectors.icmp import Pinger, internet_checksum
 
 TOOLS = ("slawatch", "fping", "limit")
@@ -170,10 +171,6 @@ def run_limit(targets: list[str], timeout: float) -> Run:
     finally:
         sock.close()
     return Run("limit", len(targets), wall, cpu, got)
-
-
-def spread(values: list[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
 def machine() -> str:

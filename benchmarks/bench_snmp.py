@@ -60,6 +60,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.spread import spread
 from collectors.lab.agents import AgentFleet, SnmpdAgent
 from collectors.snmp import SnmpPoller, SnmpProfile
 from monitor.inventory import Node, NodeKind, SnmpSettings
@@ -338,10 +339,6 @@ def installed(module: str) -> bool:
     except ImportError:
         return False
     return True
-
-
-def spread(values: list[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
 def machine() -> str:
