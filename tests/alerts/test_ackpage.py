@@ -9,7 +9,6 @@ the hook and the delivery loop itself, and the status route and the metrics' pro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,32 +21,13 @@ from monitor.events import format_time, parse_event
 from monitor.inventory_io import load_inventory
 from monitor.service import Service
 from monitor.settings import AlertSettings, Settings
-from monitor.storage import Database, default_database_url
+from monitor.storage import Database
+from tests.alerts.builders import SMALL, Clock
 from tests.alerts.receivers import receiver
 
-SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 SECRET = "ack-page-secret"
 T0 = datetime(2026, 10, 9, 18, 0, tzinfo=UTC)
 INCIDENT = "CPE-0003@2026-10-09T18:00:00Z"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(default_database_url(tmp_path / "data"))
-    await database.connect()
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def opened(db: Database, clock: Clock) -> Service:
@@ -75,9 +55,9 @@ def test_tokens_are_signed_expiring_and_single_incident() -> None:
         read_token("another-secret", token, T0)
 
 
-async def test_the_page_records_the_ack_through_ingest(db: Database, tmp_path: Path) -> None:
+async def test_the_page_records_the_ack_through_ingest(sqlite_db: Database, tmp_path: Path) -> None:
     clock = Clock(T0 + timedelta(minutes=20))
-    service = await opened(db, clock)
+    service = await opened(sqlite_db, clock)
     app = create_app(Settings(data_dir=tmp_path), service=service)
     app.state.alert_settings = AlertSettings(secret=SECRET)
     token = make_token(SECRET, "default", INCIDENT, T0 + timedelta(hours=24))
@@ -120,7 +100,7 @@ async def test_the_page_records_the_ack_through_ingest(db: Database, tmp_path: P
     up = parse_event({"type": "state", "at": format_time(T0 + timedelta(hours=1)), "node": "CPE-0003", "state": "up"})
     clock.now = T0 + timedelta(hours=1)
     await service.ingest([("test", up)], source="test")
-    other = Service(db, clock=clock)
+    other = Service(sqlite_db, clock=clock)
     app2 = create_app(Settings(data_dir=tmp_path), service=other)
     app2.state.alert_settings = AlertSettings(secret=SECRET)
     async with app2.router.lifespan_context(app2):
@@ -130,8 +110,8 @@ async def test_the_page_records_the_ack_through_ingest(db: Database, tmp_path: P
             assert ended.status_code == 409
 
 
-async def test_without_a_secret_the_page_is_off(db: Database, tmp_path: Path) -> None:
-    service = await opened(db, Clock(T0))
+async def test_without_a_secret_the_page_is_off(sqlite_db: Database, tmp_path: Path) -> None:
+    service = await opened(sqlite_db, Clock(T0))
     app = create_app(Settings(data_dir=tmp_path), service=service)
     app.state.alert_settings = AlertSettings(secret=None)
     token = make_token(SECRET, "default", INCIDENT, T0 + timedelta(hours=24))
@@ -143,9 +123,9 @@ async def test_without_a_secret_the_page_is_off(db: Database, tmp_path: Path) ->
     assert service.alerts is None  # no rules: nothing wired
 
 
-async def test_the_app_wires_alerts_from_a_rules_file(db: Database, tmp_path: Path) -> None:
+async def test_the_app_wires_alerts_from_a_rules_file(sqlite_db: Database, tmp_path: Path) -> None:
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
-    service = Service(db, clock=clock)
+    service = Service(sqlite_db, clock=clock)
     await service.import_inventory(load_inventory(SMALL))
     token = await service.repo.create_token("viewer-1", "viewer")
     with receiver() as rec:

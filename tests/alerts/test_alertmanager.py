@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,14 @@ import pytest
 
 from monitor.alerts.alertmanager import refresh
 from monitor.alerts.delivery import Delivery
-from monitor.alerts.hook import AlertHook
 from monitor.alerts.outbox import open_states
 from monitor.alerts.rules import rules_from_mapping
 from monitor.events import format_time, parse_event
-from monitor.inventory_io import load_inventory
-from monitor.service import Service
 from monitor.settings import AlertSettings
-from monitor.storage import Database, default_database_url
+from monitor.storage import Database
+from tests.alerts.builders import alerting_service
 from tests.alerts.mqtt_helpers import broker_up, free_port
 
-SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 BINARY = "prometheus-alertmanager"
 
 
@@ -78,18 +75,7 @@ def get_alerts(url: str, incident: str) -> list[dict[str, Any]]:
         return list(json.load(response))
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(default_database_url(tmp_path / "data"))
-    await database.connect()
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-async def test_incident_appears_in_alertmanager_and_resolves(db: Database, alertmanager: str) -> None:
+async def test_incident_appears_in_alertmanager_and_resolves(sqlite_db: Database, alertmanager: str) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     clock = {"now": start}
     rules = rules_from_mapping(
@@ -98,10 +84,8 @@ async def test_incident_appears_in_alertmanager_and_resolves(db: Database, alert
             "targets": {"am": {"kind": "alertmanager", "url": alertmanager}},
         }
     )
-    hook = AlertHook(db, rules)
-    service = Service(db, clock=lambda: clock["now"], alerts=hook)
-    await service.import_inventory(load_inventory(SMALL))
-    delivery = Delivery(db, rules, AlertSettings(), hook=hook, clock=lambda: clock["now"])
+    service, hook = await alerting_service(sqlite_db, rules, lambda: clock["now"])
+    delivery = Delivery(sqlite_db, rules, AlertSettings(), hook=hook, clock=lambda: clock["now"])
     incident = f"CPE-0003@{format_time(start)}"
     down = parse_event({"type": "state", "at": format_time(start), "node": "CPE-0003", "state": "down"})
     await service.ingest([("test", down)], source="test")
@@ -124,7 +108,7 @@ async def test_incident_appears_in_alertmanager_and_resolves(db: Database, alert
     ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
     assert timedelta(minutes=3) < ends - datetime.now(UTC) <= timedelta(minutes=4)
     await asyncio.sleep(1.1)
-    states = await open_states(db)
+    states = await open_states(sqlite_db)
     assert await refresh(rules.targets["am"], rules, states, timedelta(minutes=1)) == 1
     [again] = await asyncio.to_thread(get_alerts, alertmanager, incident)
     assert again["updatedAt"] > alert["updatedAt"] and again["endsAt"] > alert["endsAt"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,28 +21,17 @@ import pytest
 from api.app import create_app
 from monitor.alerts.ackpage import link_maker
 from monitor.alerts.delivery import Delivery
-from monitor.alerts.hook import AlertHook
 from monitor.alerts.outbox import messages
 from monitor.alerts.rules import AlertRules, rules_from_mapping
 from monitor.events import Event, format_time, parse_event
-from monitor.inventory_io import load_inventory
-from monitor.service import Service
 from monitor.settings import AlertSettings, Settings
-from monitor.storage import Database, default_database_url
+from monitor.storage import Database
+from tests.alerts.builders import Clock, alerting_service
 from tests.alerts.mqtt_helpers import SHARED, PrivateBroker, require_shared_broker, subscribe
 
 pytestmark = pytest.mark.mqtt
 
-SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 ACK_SECRET = "ack-secret-for-tests"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def rules(port: int) -> AlertRules:
@@ -64,32 +52,19 @@ def ev(kind: str, at: datetime, **kw: Any) -> tuple[str, Event]:
     return ("test", parse_event({"type": kind, "at": format_time(at), **kw}))
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(default_database_url(tmp_path / "data"))
-    await database.connect()
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
 def random_start() -> datetime:
     """A start unique to this run (to the minute, within 2026-2029), so topics and ids are the run's own."""
     return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=secrets.randbelow(3 * 365 * 24 * 60))
 
 
-async def test_incident_life_through_the_shared_mosquitto(db: Database, tmp_path: Path) -> None:
+async def test_incident_life_through_the_shared_mosquitto(sqlite_db: Database, tmp_path: Path) -> None:
     require_shared_broker()
     t0 = random_start()
     clock = Clock(t0)
     alert_rules = rules(SHARED[1])
     links = link_maker(ACK_SECRET, "http://slawatch.test", timedelta(hours=24))
-    hook = AlertHook(db, alert_rules, links=links)
-    service = Service(db, clock=clock, alerts=hook)
-    await service.import_inventory(load_inventory(SMALL))
-    delivery = Delivery(db, alert_rules, AlertSettings(backoff_s=1), hook=hook, clock=clock)
+    service, hook = await alerting_service(sqlite_db, alert_rules, clock, links)
+    delivery = Delivery(sqlite_db, alert_rules, AlertSettings(backoff_s=1), hook=hook, clock=clock)
     incident = f"CPE-0003@{format_time(t0)}"
     state_topic = f"slawatch/v1/state/incidents/{incident}"
     app = create_app(Settings(data_dir=tmp_path), service=service)
@@ -170,17 +145,17 @@ async def _publish(topic: str) -> None:
         await client.publish(topic, b"x", qos=1)
 
 
-async def test_a_broker_restarted_mid_incident_loses_nothing_and_keeps_order(db: Database, tmp_path: Path) -> None:
+async def test_a_broker_restarted_mid_incident_loses_nothing_and_keeps_order(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
     broker = PrivateBroker(tmp_path)
     await broker.start()
     try:
         t0 = datetime(2026, 10, 10, 2, 0, tzinfo=UTC)
         clock = Clock(t0)
         alert_rules = rules(broker.port)
-        hook = AlertHook(db, alert_rules)
-        service = Service(db, clock=clock, alerts=hook)
-        await service.import_inventory(load_inventory(SMALL))
-        delivery = Delivery(db, alert_rules, AlertSettings(backoff_s=1, max_attempts=20, timeout_s=3), hook=hook,
+        service, hook = await alerting_service(sqlite_db, alert_rules, clock)
+        delivery = Delivery(sqlite_db, alert_rules, AlertSettings(backoff_s=1, max_attempts=20, timeout_s=3), hook=hook,
                             clock=clock)
         incident = f"CPE-0003@{format_time(t0)}"
         received: list[dict[str, Any]] = []
@@ -214,7 +189,7 @@ async def test_a_broker_restarted_mid_incident_loses_nothing_and_keeps_order(db:
             received += await sub.wait_for(incident, 3)
         kinds = [m["kind"] for m in received]
         assert kinds == ["opened", "level", "ack", "resolved"]
-        stored = await messages(db)
+        stored = await messages(sqlite_db)
         assert [m.kind for m in stored] == kinds and all(m.status == "sent" for m in stored)
         assert stored[1].attempts >= 2  # it waited out the broker
         await delivery.close()

@@ -9,26 +9,20 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from monitor.alerts.ackpage import link_maker
 from monitor.alerts.delivery import Delivery
-from monitor.alerts.hook import AlertHook
 from monitor.alerts.outbox import messages
 from monitor.alerts.rules import AlertRules, rules_from_mapping
 from monitor.events import parse_event
-from monitor.inventory_io import load_inventory
 from monitor.service import Service
 from monitor.settings import AlertSettings
-from monitor.storage import Database, default_database_url
+from monitor.storage import Database
+from tests.alerts.builders import alerting_service
 from tests.alerts.receivers import Request, receiver
 
-SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 DING_SECRET = "SECdingtalk-test-secret"
 FEISHU_SECRET = "feishu-test-secret"
 PHONE = "13800000001"
@@ -82,22 +76,10 @@ def rules(url: str, ding_secret: str = DING_SECRET) -> AlertRules:
     )
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(default_database_url(tmp_path / "data"))
-    await database.connect()
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
 async def open_incident(db: Database, alert_rules: AlertRules) -> tuple[Service, Delivery]:
     now = datetime.now(UTC).replace(microsecond=0)  # robots check timestamps against their own clock
-    hook = AlertHook(db, alert_rules, links=link_maker("s", "http://127.0.0.1:8080", timedelta(hours=24)))
-    service = Service(db, clock=lambda: now, alerts=hook)
-    await service.import_inventory(load_inventory(SMALL))
+    links = link_maker("s", "http://127.0.0.1:8080", timedelta(hours=24))
+    service, hook = await alerting_service(db, alert_rules, lambda: now, links)
     event = parse_event({"type": "state", "at": (now - timedelta(minutes=1)).isoformat(), "node": "CPE-0003",
                          "state": "down"})
     await service.ingest([("test", event)], source="test")
@@ -105,10 +87,10 @@ async def open_incident(db: Database, alert_rules: AlertRules) -> tuple[Service,
     return service, delivery
 
 
-async def test_three_robots_signed_bilingual_with_mentions(db: Database) -> None:
+async def test_three_robots_signed_bilingual_with_mentions(sqlite_db: Database) -> None:
     with receiver() as rec:
         rec.answer = verify
-        _service, delivery = await open_incident(db, rules(rec.url))
+        _service, delivery = await open_incident(sqlite_db, rules(rec.url))
         result = await delivery.round()
         await delivery.close()
         assert (result.sent, result.failed) == (3, 0)
@@ -131,13 +113,13 @@ async def test_three_robots_signed_bilingual_with_mentions(db: Database) -> None
         assert feishu["card"]["header"]["title"]["content"].startswith("【slawatch】三级 新故障")
 
 
-async def test_a_refused_signature_is_a_failed_delivery(db: Database) -> None:
+async def test_a_refused_signature_is_a_failed_delivery(sqlite_db: Database) -> None:
     with receiver() as rec:
         rec.answer = verify
-        _service, delivery = await open_incident(db, rules(rec.url, ding_secret="SECwrong"))
+        _service, delivery = await open_incident(sqlite_db, rules(rec.url, ding_secret="SECwrong"))
         result = await delivery.round()
         await delivery.close()
         assert (result.sent, result.failed) == (2, 1)
-        [ding] = [m for m in await messages(db) if m.target == "ding"]
+        [ding] = [m for m in await messages(sqlite_db) if m.target == "ding"]
         assert ding.status == "pending" and ding.attempts == 1
         assert "dingtalk robot refused the message: 310000 sign not match" in (ding.last_error or "")
