@@ -27,12 +27,12 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 
 from monitor.channels import ChannelState, channel_state
-from monitor.events import NodeState, format_time, parse_time
+from monitor.events import NodeState, format_time
 from monitor.inventory import Inventory
 from monitor.service import Service
 from monitor.storage.database import Database, translate_errors
-from monitor.storage.heartbeats import Heartbeat, read_heartbeat
-from monitor.storage.tables import EventRow, IncidentRow, NodeRow
+from monitor.storage.heartbeats import Heartbeat, latest_state_events, read_heartbeat
+from monitor.storage.tables import IncidentRow, NodeRow
 
 __all__ = ["LEVEL_NAMES", "LiveStatus", "channel_states", "load_status", "status_text"]
 
@@ -87,7 +87,6 @@ def channel_states(inventory: Inventory, states: Mapping[str, NodeState], now: d
     return out
 
 
-_events = cast(Table, EventRow.__table__)
 _nodes = cast(Table, NodeRow.__table__)
 _incidents = cast(Table, IncidentRow.__table__)
 
@@ -120,29 +119,9 @@ async def _node_rows(db: Database) -> list[_NodeRow]:
 
 
 async def latest_node_states(db: Database) -> dict[str, tuple[NodeState, datetime]]:
-    """Each inventory node's latest stored ``state`` event in processing order (known, seq): (state, dated time).
-
-    One row per node, each found through the events' ``node`` index (newest first, one row): only as many
-    payloads as nodes reach Python, and the cost follows the nodes and their own histories, not the length of
-    the event log."""
-    e = _events.c
-    newest = (
-        select(e.seq)
-        .where(e.node == _nodes.c.id, e.type == "state")
-        .order_by(e.known.desc(), e.seq.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    picked = select(newest.label("seq")).select_from(_nodes).subquery()
-    stmt = select(e.node, e.payload).join(picked, e.seq == picked.c.seq)
-    with translate_errors("load the latest node states", db.url):
-        async with db.engine.connect() as conn, conn.begin():
-            rows = (await conn.execute(stmt)).all()
-    out: dict[str, tuple[NodeState, datetime]] = {}
-    for node, payload in rows:
-        data: dict[str, Any] = payload
-        out[node] = (NodeState(data["state"]), parse_time(data["at"], None, "at"))
-    return out
+    """Each inventory node's latest stored ``state`` event in processing order (known, seq): (state, dated time),
+    by the same one-row-per-node query as :func:`latest_state_events`."""
+    return {node: (state, at) for node, (state, at, _known) in (await latest_state_events(db)).items()}
 
 
 async def open_incidents(db: Database) -> dict[str, list[dict[str, Any]]]:
