@@ -9,8 +9,6 @@ entries (default 100, at most 1000); ``next_cursor`` gives the next one.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -18,6 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from api.deps import Caller, ServiceDep, require
 from api.errors import ApiError
 from api.models import READ, AuditPage, problems
+from api.pagination import decode_cursor, encode_cursor, page
 from monitor.errors import InputError
 from monitor.events import parse_time
 
@@ -29,20 +28,15 @@ TimeQuery = Annotated[str | None, Query(max_length=64, json_schema_extra={"forma
 
 
 def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"audit:{seq}".encode()).decode().rstrip("=")
+    return encode_cursor(f"audit:{seq}".encode())
 
 
-def _after(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        kind, _, seq = text.partition(":")
-        if kind != "audit" or not seq.isdigit() or len(seq) > 18:
-            raise ValueError(text)
-        return int(seq)
-    except (binascii.Error, ValueError):
-        raise ApiError(
-            422, "not a cursor this API gave (pass next_cursor as is)", where="query", field="cursor"
-        ) from None
+def _seq(raw: bytes) -> int:
+    text = raw.decode("ascii")
+    kind, _, seq = text.partition(":")
+    if kind != "audit" or not seq.isdigit() or len(seq) > 18:
+        raise ValueError(text)
+    return int(seq)
 
 
 @router.get(
@@ -74,11 +68,10 @@ async def audit(
         subject=subject,
         since=lo,
         until=hi,
-        after_seq=None if cursor is None else _after(cursor),
+        after_seq=None if cursor is None else decode_cursor(cursor, _seq),
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page(rows, limit, lambda e: _cursor(e.seq))
     return {
         "entries": [
             {
@@ -92,5 +85,5 @@ async def audit(
             for e in rows
         ],
         "limit": limit,
-        "next_cursor": _cursor(rows[-1].seq) if more and rows else None,
+        "next_cursor": next_cursor,
     }

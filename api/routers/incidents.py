@@ -18,8 +18,6 @@ unless a crew name is given for ack/onsite; an exclusion's ``by`` is always the 
 as it is then. A refusal stores nothing. Times without an offset are read in the contract's zone.
 """
 
-import base64
-import binascii
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
@@ -39,6 +37,7 @@ from api.models import (
     IncidentPage,
     problems,
 )
+from api.pagination import decode_cursor, encode_cursor, page
 from api.routers.evidence import check_evidence
 from monitor.contracts import Contract
 from monitor.errors import EventError, InputError
@@ -180,21 +179,14 @@ async def _detail(service: Service, contract: Contract, row: dict[str, Any]) -> 
 
 # ---------------------------------------------------------------------- the list
 def _cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([format_time(row["start"]), row["id"]], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor(json.dumps([format_time(row["start"]), row["id"]], separators=(",", ":")).encode())
 
 
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        start, iid = json.loads(raw)
-        if not isinstance(iid, str) or not iid:
-            raise ValueError(iid)
-        return parse_time(start, None, "cursor"), iid
-    except (binascii.Error, ValueError, TypeError, InputError, UnicodeDecodeError):
-        raise ApiError(
-            422, "not a cursor this API gave (pass next_cursor as is)", where="query", field="cursor"
-        ) from None
+def _key(raw: bytes) -> tuple[datetime, str]:
+    start, iid = json.loads(raw)
+    if not isinstance(iid, str) or not iid:
+        raise ValueError(iid)
+    return parse_time(start, None, "cursor"), iid
 
 
 Month = Annotated[
@@ -265,17 +257,16 @@ async def _list(
         acked=acked,
         excluded=excluded,
         scopes=scopes,
-        after=None if cursor is None else _after(cursor),
+        after=None if cursor is None else decode_cursor(cursor, _key),
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page(rows, limit, _cursor)
     zone = contract.policy.zone
     return {
         "contract": contract.id,
         "incidents": [_summary(r, zone) for r in rows],
         "limit": limit,
-        "next_cursor": _cursor(rows[-1]) if more and rows else None,
+        "next_cursor": next_cursor,
     }
 
 

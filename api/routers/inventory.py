@@ -18,8 +18,6 @@ setting ``max_body_bytes`` (413 above).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -29,6 +27,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from api.deps import Caller, Principal, ServiceDep, require
 from api.errors import ApiError
 from api.models import READ, WRITE, InventoryImport, InventoryNodeDetail, InventoryPage, problems
+from api.pagination import decode_cursor, encode_cursor
 from monitor.contracts import contract_from_mapping
 from monitor.errors import ContractError
 from monitor.events import NodeState
@@ -99,20 +98,15 @@ def _node(
 
 
 def _cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"inventory:{position}".encode()).decode().rstrip("=")
+    return encode_cursor(f"inventory:{position}".encode())
 
 
-def _after(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        kind, _, position = text.partition(":")
-        if kind != "inventory" or not position.isdigit() or len(position) > 9:
-            raise ValueError(text)
-        return int(position)
-    except (binascii.Error, ValueError):
-        raise ApiError(
-            422, "not a cursor this API gave (pass next_cursor as is)", where="query", field="cursor"
-        ) from None
+def _position(raw: bytes) -> int:
+    text = raw.decode("ascii")
+    kind, _, position = text.partition(":")
+    if kind != "inventory" or not position.isdigit() or len(position) > 9:
+        raise ValueError(text)
+    return int(position)
 
 
 @router.get(
@@ -134,7 +128,7 @@ async def list_inventory(
     if under is not None and under not in inventory:
         raise ApiError(422, f"node {under!r} is not in the inventory", where="query", field="under")
     source, states, since = await _state_view(request, service)
-    start = 0 if cursor is None else _after(cursor)
+    start = 0 if cursor is None else decode_cursor(cursor, _position)
     nodes: list[dict[str, Any]] = []
     position = start
     ids = list(inventory)
