@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from monitor.alerts.hook import AlertHook
 from monitor.alerts.outbox import load_states, messages
@@ -21,6 +20,7 @@ from monitor.events import Event, parse_event
 from monitor.inventory_io import load_inventory
 from monitor.service import Service
 from monitor.storage import Database
+from tests.faults import refuse_inserts
 
 SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 CPE3 = "CPE-0003@2026-10-09T18:00:00Z"
@@ -47,37 +47,6 @@ def state(at: str, node: str, st: str) -> list[tuple[str, Event]]:
     return [("test:1", parse_event({"type": "state", "at": at, "node": node, "state": st}))]
 
 
-async def _refuse_inserts(db: Database, table: str, on: bool) -> None:
-    """A fault in the database itself: a trigger that makes every insert into ``table`` fail."""
-    async with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            if on:
-                await conn.execute(
-                    text(
-                        "CREATE FUNCTION slawatch_refuse() RETURNS trigger AS "
-                        "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql"
-                    )
-                )
-                await conn.execute(
-                    text(
-                        f"CREATE TRIGGER slawatch_refuse BEFORE INSERT ON {table} "
-                        "FOR EACH ROW EXECUTE FUNCTION slawatch_refuse()"
-                    )
-                )
-            else:
-                await conn.execute(text(f"DROP TRIGGER slawatch_refuse ON {table}"))
-                await conn.execute(text("DROP FUNCTION slawatch_refuse()"))
-        elif on:
-            await conn.execute(
-                text(
-                    f"CREATE TRIGGER slawatch_refuse BEFORE INSERT ON {table} "
-                    "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-                )
-            )
-        else:
-            await conn.execute(text("DROP TRIGGER slawatch_refuse"))
-
-
 async def _stored(service: Service, db: Database) -> dict[str, Any]:
     incidents = {i["id"]: i for i in await service.repo.load_incidents("default")}
     states = await load_states(db, "default", [CPE3])
@@ -100,7 +69,7 @@ async def test_an_incident_change_and_its_alerts_are_stored_together_or_not_at_a
     before = await _stored(service, db)
     assert before == {"end": None, "state_end": None, "kinds": ["opened"], "incidents": [CPE3]}
 
-    await _refuse_inserts(db, table, on=True)
+    await refuse_inserts(db, table, on=True)
     clock.now = datetime(2026, 10, 9, 19, 0, tzinfo=UTC)
     with caplog.at_level(logging.ERROR, logger="slawatch.service"):
         result = await service.ingest(state("2026-10-10T03:00:00+08:00", "CPE-0003", "up"), "test")
@@ -113,7 +82,7 @@ async def test_an_incident_change_and_its_alerts_are_stored_together_or_not_at_a
         await service.rebuild()
     assert await _stored(service, db) == before
 
-    await _refuse_inserts(db, table, on=False)
+    await refuse_inserts(db, table, on=False)
     clock.now = datetime(2026, 10, 9, 19, 10, tzinfo=UTC)
     result = await service.ingest(state("2026-10-10T03:10:00+08:00", "CPE-0001", "down"), "test")
     assert result.stored == 1

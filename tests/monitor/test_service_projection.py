@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from monitor.events import Event, NodeState, StateEvent
 from monitor.inventory_io import load_inventory
 from monitor.service import Service
 from monitor.storage import Database
+from tests.faults import refuse_inserts
 
 SMALL = Path(__file__).parent.parent / "data" / "inventory" / "small.csv"
 T0 = datetime(2026, 10, 3, 2, 0, tzinfo=UTC)
@@ -54,49 +54,18 @@ async def test_two_incidents_named_alike_are_stored_and_later_ingests_work(servi
     assert [i["id"] for i in await service.repo.load_incidents("default")] == [i["id"] for i in stored]
 
 
-async def _refuse_incident_rows(db: Database, on: bool) -> None:
-    """A fault in the database itself: a trigger that makes every insert into ``incidents`` fail."""
-    async with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            if on:
-                await conn.execute(
-                    text(
-                        "CREATE FUNCTION slawatch_refuse() RETURNS trigger AS "
-                        "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql"
-                    )
-                )
-                await conn.execute(
-                    text(
-                        "CREATE TRIGGER slawatch_refuse BEFORE INSERT ON incidents "
-                        "FOR EACH ROW EXECUTE FUNCTION slawatch_refuse()"
-                    )
-                )
-            else:
-                await conn.execute(text("DROP TRIGGER slawatch_refuse ON incidents"))
-                await conn.execute(text("DROP FUNCTION slawatch_refuse()"))
-        elif on:
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER slawatch_refuse BEFORE INSERT ON incidents "
-                    "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-                )
-            )
-        else:
-            await conn.execute(text("DROP TRIGGER slawatch_refuse"))
-
-
 async def test_a_projection_that_cannot_be_stored_is_rebuilt_by_the_next_ingest(
     service: Service, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     await service.ingest(states((0, "CPE-0001", "down")), "test")
-    await _refuse_incident_rows(db, on=True)
+    await refuse_inserts(db, "incidents", on=True)
     with caplog.at_level(logging.ERROR, logger="slawatch.service"):
         result = await service.ingest(states((10, "CPE-0002", "down")), "test")
     assert result.stored == 1  # the events are kept...
     assert any("rebuilt" in r.getMessage() for r in caplog.records)
     # ...and the stored projection is the old one, whole (one transaction)
     assert [i["id"] for i in await service.repo.load_incidents("default")] == ["CPE-0001@2026-10-03T02:00:00Z"]
-    await _refuse_incident_rows(db, on=False)
+    await refuse_inserts(db, "incidents", on=False)
     result = await service.ingest(states((20, "CPE-0001", "up")), "test")
     assert result.stored == 1
     stored = {i["id"]: i for i in await service.repo.load_incidents("default")}
