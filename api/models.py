@@ -344,3 +344,151 @@ class LiveNodeDetail(BaseModel):
     loss: float | None
     snmp_available: bool | None
     facts: list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------------- reports (SPEC §6, R8, R9)
+Number = Annotated[float, Field(description="an integer or a decimal")]
+
+
+class ReportPolicy(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    hash: str = Field(description="the policy's hash (what the assessment applied)")
+
+
+class ReportIncident(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    level: int
+    scope: str
+    start: Time
+    end: Time | None
+    open: bool
+
+
+class ReportItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    title_en: str
+    title_zh: str
+    points: Number | None
+    lost: Number
+
+
+class ReportArea(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    online_rate: float
+    name: str | None = None
+
+
+class ReportBody(BaseModel):
+    """The monthly report (SPEC §6); the renderer adds more fields after these (kept: extra fields are valid)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    month: str = Field(pattern=MONTH_PATTERN, examples=["2026-03"])
+    policy: ReportPolicy
+    version: int | None = Field(description="the issued version; null for a computation")
+    as_of: Time
+    generated_at: Time
+    channels: int
+    expected_channel_seconds: Number
+    online_channel_seconds: Number
+    excluded_channel_seconds: Number
+    blind_channel_seconds: Number
+    online_rate: float
+    claim_breaches: int
+    incidents: list[ReportIncident]
+    items: list[ReportItem]
+    areas: list[ReportArea]
+    score: Number
+    share_paid: float
+    base: float = Field(description="the month's base fee (yuan, to the cent)")
+    amount: float = Field(description="what is paid (yuan, to the cent)")
+
+
+class VersionInfo(BaseModel):
+    """What is known about an issued version."""
+
+    version: int = Field(ge=1)
+    as_of: Time
+    issued_at: Time
+    issued_by: str
+    policy_hash: str
+    last_event_seq: int | None
+    reason: str | None
+    signed: bool
+    signed_by: str | None
+    signed_at: Time | None
+    superseded_by: int | None
+
+
+class SignedVersionInfo(BaseModel):
+    """A version just signed: its contract and month, then what :class:`VersionInfo` says (in that order)."""
+
+    contract: str
+    month: str = Field(pattern=MONTH_PATTERN)
+    version: int = Field(ge=1)
+    as_of: Time
+    issued_at: Time
+    issued_by: str
+    policy_hash: str
+    last_event_seq: int | None
+    reason: str | None
+    signed: bool
+    signed_by: str | None
+    signed_at: Time | None
+    superseded_by: int | None
+
+
+class VersionList(BaseModel):
+    contract: str
+    month: str = Field(pattern=MONTH_PATTERN)
+    closed: bool = Field(description="a version is signed")
+    signed_version: int | None
+    versions: list[VersionInfo]
+
+
+class ClosedMonthReport(BaseModel):
+    """A closed month's JSON report: the signed version beside a recomputation and what changed since."""
+
+    model_config = ConfigDict(extra="allow")
+
+    closed: bool = Field(description="always true")
+    month: str = Field(pattern=MONTH_PATTERN)
+    signed_version: VersionInfo
+    signed: ReportBody = Field(description="the signed version's body, as issued")
+    recomputed: ReportBody
+    changes_since_signature: dict[str, Any] | None = Field(
+        description="signed_version, events_received, events, events_dated_outside_month, differences"
+    )
+
+
+# ---------------------------------------------------------------------- alerts
+class AlertTarget(BaseModel):
+    pending: int
+    sent: int
+    parked: int
+    oldest_pending: Time | None = Field(default=None, description="the oldest undelivered message (absent: none)")
+
+
+class ParkedMessage(BaseModel):
+    id: str
+    alert_id: str
+    target: str
+    kind: str
+    incident: str
+    attempts: int
+    last_error: str | None
+
+
+class AlertStatus(BaseModel):
+    wired: bool = Field(description="alerts are wired into this process (a rules file is set)")
+    open_incidents: int = Field(description="incidents being alerted")
+    targets: dict[str, AlertTarget]
+    parked: list[ParkedMessage] = Field(description="parked messages, newest first")

@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import ServiceDep, authenticate
 from api.errors import ApiError
+from api.models import READ, AlertStatus, problems
 from monitor.alerts.ackpage import AckToken, AckTokenError, read_token
 from monitor.alerts.delivery import Delivery
 from monitor.alerts.hook import hook_from_settings
@@ -151,13 +152,34 @@ def _page(incident: dict[str, Any], contract: Contract, now: datetime, message: 
     )
 
 
-@router.get("/ack/{token}", response_class=HTMLResponse, summary="One-tap acknowledgement page (signed link)")
+#: The page's refusals: 403 a forged token, 410 an expired one, 404 not configured or no such incident.
+_PAGE_ERRORS = {
+    **problems(403, 404, 503),
+    410: {**problems(410)[410], "description": "the link has expired"},
+}
+
+
+@router.get(
+    "/ack/{token}",
+    response_class=HTMLResponse,
+    summary="One-tap acknowledgement page (signed link)",
+    responses={200: {"description": "The page (HTML)", "content": {"text/html": {}}}, **_PAGE_ERRORS},
+)
 async def ack_page(token: str, request: Request, service: ServiceDep) -> HTMLResponse:
     _found, contract, incident = await _token(request, service, token)
     return HTMLResponse(_page(incident, contract, service.clock()))
 
 
-@router.post("/ack/{token}", response_class=HTMLResponse, summary="Record the acknowledgement (form field by)")
+@router.post(
+    "/ack/{token}",
+    response_class=HTMLResponse,
+    summary="Record the acknowledgement (form field by)",
+    responses={
+        200: {"description": "The page, acknowledged (HTML)", "content": {"text/html": {}}},
+        **_PAGE_ERRORS,
+        **problems(409, 413, 422),
+    },
+)
 async def ack_record(token: str, request: Request, service: ServiceDep) -> HTMLResponse:
     found, contract, incident = await _token(request, service, token)
     try:
@@ -180,7 +202,14 @@ async def ack_record(token: str, request: Request, service: ServiceDep) -> HTMLR
     return HTMLResponse(_page(incident, contract, service.clock(), f"已确认 Acknowledged by {name}"))
 
 
-@router.get("/api/v1/alerts/status", dependencies=[Depends(authenticate)], summary="Alert outbox status")
+@router.get(
+    "/api/v1/alerts/status",
+    dependencies=[Depends(authenticate)],
+    summary="Alert outbox status",
+    response_model=AlertStatus,
+    response_model_exclude_unset=True,  # a target's oldest_pending only when it has one
+    responses=problems(*READ),
+)
 async def alerts_status(service: ServiceDep) -> dict[str, Any]:
     """Messages by target and status, the oldest undelivered message per target, the parked messages (newest
     first) and how many incidents are being alerted."""

@@ -29,6 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, PathContract, ServiceDep, SoleContract, require
 from api.errors import ApiError
+from api.models import (
+    MONTH_PATTERN,
+    READ,
+    WRITE,
+    ClosedMonthReport,
+    ReportBody,
+    SignedVersionInfo,
+    VersionList,
+    problems,
+)
 from monitor.assessment import Month
 from monitor.contracts import Contract
 from monitor.errors import InputError
@@ -56,14 +66,46 @@ FILE_FORMATS = ("zip", "pdf")
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number (1, 2, ...)")]
 Issuer = Annotated[Caller, Depends(require("assessor"))]
 
+MonthPath = Annotated[
+    str,
+    Path(
+        pattern=MONTH_PATTERN,
+        max_length=7,
+        description="the month, ASCII `YYYY-MM` (SPEC R10), in the contract's zone",
+        examples=["2026-03"],
+    ),
+]
+
+#: The renderings besides JSON (documented; the bytes are returned as they are).
+_RENDERED: dict[str, dict[str, Any]] = {
+    "text/csv": {"schema": {"type": "string"}},
+    "text/html": {"schema": {"type": "string"}},
+    "application/zip": {"schema": {"type": "string", "format": "binary"}},
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
+        "model": ReportBody | ClosedMonthReport,
         "description": "The report (JSON per SPEC §6, or CSV, HTML, a zip of CSV tables or a PDF); for a closed "
-        "month (JSON) "
-        '{"closed": true, "signed_version", "signed", "recomputed", "changes_since_signature"}',
-        "content": {"text/csv": {}, "text/html": {}, "application/zip": {}, "application/pdf": {}},
-    }
+        "month (JSON) the signed version beside a recomputation (`ClosedMonthReport`)",
+        "content": _RENDERED,
+    },
+    **problems(*READ, 404),
 }
+_VERSION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ReportBody,
+        "description": "The version: JSON byte for byte as issued, or CSV, HTML, a zip of CSV tables or a PDF",
+        "content": _RENDERED,
+    },
+    **problems(*READ, 404),
+}
+_ISSUE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"model": ReportBody, "description": "The issued version's JSON (`Location`: the version)"},
+    **problems(*WRITE, 404, 409),
+}
+_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": VersionList}, **problems(*READ, 404)}
+_SIGN_RESPONSES = problems(*WRITE, 404, 409)
 
 
 class IssueRequest(BaseModel):
@@ -206,7 +248,7 @@ async def monthly_report(
     request: Request,
     service: ServiceDep,
     contract: SoleContract,
-    month: str,
+    month: MonthPath,
     as_of: AsOf = None,
     fmt: FormatQuery = "json",
 ) -> Response:
@@ -215,13 +257,18 @@ async def monthly_report(
     return await _report(request, service, contract, month, as_of, fmt)
 
 
-@router.post("/reports/monthly/{month}/versions", summary="Issue a version (assessor, admin)", status_code=201)
+@router.post(
+    "/reports/monthly/{month}/versions",
+    summary="Issue a version (assessor, admin)",
+    status_code=201,
+    responses=_ISSUE_RESPONSES,
+)
 async def issue_version(
     request: Request,
     service: ServiceDep,
     contract: SoleContract,
     caller: Issuer,
-    month: str,
+    month: MonthPath,
     body: IssueRequest | None = None,
 ) -> Response:
     """Stores the report's JSON as of ``as_of`` (default now), the policy hash, the issuer and the last event seen;
@@ -229,22 +276,27 @@ async def issue_version(
     return await _issue(request, service, contract, month, body, caller)
 
 
-@router.get("/reports/monthly/{month}/versions", summary="The issued versions of a month")
-async def list_versions(service: ServiceDep, contract: SoleContract, month: str) -> JSONResponse:
+@router.get("/reports/monthly/{month}/versions", summary="The issued versions of a month", responses=_LIST_RESPONSES)
+async def list_versions(service: ServiceDep, contract: SoleContract, month: MonthPath) -> JSONResponse:
     return await _versions(service, contract, month)
 
 
-@router.get("/reports/monthly/{month}/versions/{version}", summary="One issued version", responses=_RESPONSES)
+@router.get("/reports/monthly/{month}/versions/{version}", summary="One issued version", responses=_VERSION_RESPONSES)
 async def get_version(
-    service: ServiceDep, contract: SoleContract, month: str, version: VersionPath, fmt: FormatQuery = "json"
+    service: ServiceDep, contract: SoleContract, month: MonthPath, version: VersionPath, fmt: FormatQuery = "json"
 ) -> Response:
     """JSON: byte for byte as issued. CSV, HTML, zip and PDF are rendered from that JSON."""
     return await _version(service, contract, month, version, fmt)
 
 
-@router.post("/reports/monthly/{month}/versions/{version}/sign", summary="Sign a version (assessor, admin)")
+@router.post(
+    "/reports/monthly/{month}/versions/{version}/sign",
+    summary="Sign a version (assessor, admin)",
+    response_model=SignedVersionInfo,
+    responses=_SIGN_RESPONSES,
+)
 async def sign_version(
-    service: ServiceDep, contract: SoleContract, caller: Issuer, month: str, version: VersionPath
+    service: ServiceDep, contract: SoleContract, caller: Issuer, month: MonthPath, version: VersionPath
 ) -> dict[str, Any]:
     """The month is then closed and this version is what is paid. While one is signed, another can be signed
     only if issued after it with a reason (409 otherwise)."""
@@ -261,7 +313,7 @@ async def contract_monthly_report(
     request: Request,
     service: ServiceDep,
     contract: PathContract,
-    month: str,
+    month: MonthPath,
     as_of: AsOf = None,
     fmt: FormatQuery = "json",
 ) -> Response:
@@ -272,30 +324,35 @@ async def contract_monthly_report(
     "/contracts/{contract_id}/reports/monthly/{month}/versions",
     summary="Issue a version of one contract's month (assessor, admin)",
     status_code=201,
+    responses=_ISSUE_RESPONSES,
 )
 async def contract_issue_version(
     request: Request,
     service: ServiceDep,
     contract: PathContract,
     caller: Issuer,
-    month: str,
+    month: MonthPath,
     body: IssueRequest | None = None,
 ) -> Response:
     return await _issue(request, service, contract, month, body, caller)
 
 
-@router.get("/contracts/{contract_id}/reports/monthly/{month}/versions", summary="The versions of a contract's month")
-async def contract_list_versions(service: ServiceDep, contract: PathContract, month: str) -> JSONResponse:
+@router.get(
+    "/contracts/{contract_id}/reports/monthly/{month}/versions",
+    summary="The versions of a contract's month",
+    responses=_LIST_RESPONSES,
+)
+async def contract_list_versions(service: ServiceDep, contract: PathContract, month: MonthPath) -> JSONResponse:
     return await _versions(service, contract, month)
 
 
 @router.get(
     "/contracts/{contract_id}/reports/monthly/{month}/versions/{version}",
     summary="One issued version of a contract's month",
-    responses=_RESPONSES,
+    responses=_VERSION_RESPONSES,
 )
 async def contract_get_version(
-    service: ServiceDep, contract: PathContract, month: str, version: VersionPath, fmt: FormatQuery = "json"
+    service: ServiceDep, contract: PathContract, month: MonthPath, version: VersionPath, fmt: FormatQuery = "json"
 ) -> Response:
     return await _version(service, contract, month, version, fmt)
 
@@ -303,8 +360,10 @@ async def contract_get_version(
 @router.post(
     "/contracts/{contract_id}/reports/monthly/{month}/versions/{version}/sign",
     summary="Sign a version of a contract's month (assessor, admin)",
+    response_model=SignedVersionInfo,
+    responses=_SIGN_RESPONSES,
 )
 async def contract_sign_version(
-    service: ServiceDep, contract: PathContract, caller: Issuer, month: str, version: VersionPath
+    service: ServiceDep, contract: PathContract, caller: Issuer, month: MonthPath, version: VersionPath
 ) -> dict[str, Any]:
     return await _sign(service, contract, month, version, caller)
