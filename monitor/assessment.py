@@ -554,6 +554,18 @@ def _fmt_rate(rate: Fraction) -> str:
     return f"{float(rate) * 100:.4f}%"
 
 
+def online_points_lost(rate: Fraction, policy: Policy) -> Decimal:
+    """The online-rate item (SPEC §5): below ``target`` lose ``ceil((target - rate) x 100)`` points, exactly;
+    below ``floor`` all of the item's points."""
+    points = policy.item_points["online"]
+    if rate < Fraction(policy.online_floor):
+        return points or Decimal(0)
+    target = Fraction(policy.online_target)
+    if rate < target:
+        return _cap(Decimal(math.ceil((target - rate) * 100)), points)
+    return Decimal(0)
+
+
 def assess(inventory: Inventory, contract: Contract, history: History, month: Month) -> Assessment:
     """The month's assessment for ``contract`` from everything known at ``history.as_of``."""
     policy = contract.policy
@@ -584,14 +596,8 @@ def assess(inventory: Inventory, contract: Contract, history: History, month: Mo
 
     pts = policy.item_points
     rate = total.rate
-    target, floor = Fraction(policy.online_target), Fraction(policy.online_floor)
-    online_points = pts["online"] or Decimal(0)
-    if rate < floor:
-        online_lost = online_points
-    elif rate < target:
-        online_lost = _cap(Decimal(math.ceil((target - rate) * 100)), pts["online"])
-    else:
-        online_lost = Decimal(0)
+    target, floor = Fraction(policy.online_target), Fraction(policy.online_floor)  # named in the item's details
+    online_lost = online_points_lost(rate, policy)
     response_sum = sum(s.response_lost for s in scores)
     recovery_sum = sum(s.recovery_lost for s in scores)
     unexplained_sum = sum(s.unexplained_lost for s in scores)

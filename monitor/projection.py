@@ -26,7 +26,6 @@ Pure: no I/O, no clock of its own (``now`` is passed in).
 from __future__ import annotations
 
 import bisect
-import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from monitor.assessment import (
     _overlap_us,
     _us,
     monthly_base,
+    online_points_lost,
     score_incident,
     verdict,
 )
@@ -471,14 +471,7 @@ class MonthToDate:
             if month.start <= f.at < month.end and f.at <= now and f.item in found:
                 found[f.item] += f.points
         rate = seconds.rate
-        target, floor = Fraction(policy.online_target), Fraction(policy.online_floor)
-        online_points = pts["online"] or Decimal(0)
-        if rate < floor:
-            online_lost = online_points
-        elif rate < target:
-            online_lost = _cap(Decimal(math.ceil((target - rate) * 100)), pts["online"])
-        else:
-            online_lost = Decimal(0)
+        online_lost = online_points_lost(rate, policy)
         raw = {
             "response": Decimal(response),
             "recovery": Decimal(recovery),
