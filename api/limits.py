@@ -6,14 +6,47 @@ have no ``Content-Length``). The receive channel of the app is wrapped: reading 
 :class:`~api.errors.BodyTooLarge`, which the app's handlers (or this middleware, if it gets here) answer with
 413 while no response has started. Evidence uploads (``POST .../evidence``) have their own, larger limit.
 
+Before the 413 is sent, what the client is still sending is read and thrown away, up to :data:`DRAIN_BYTES`
+and while it keeps arriving (:data:`DRAIN_IDLE_S`): closing a socket with unread bytes in it makes the kernel
+send a reset instead of the response's end, and a client still writing its body then sees "connection reset"
+rather than the 413 (nginx's lingering close does the same). Nothing drained is kept.
+
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, evidence=settings.max_evidence_bytes)
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import BodyTooLarge, problem
+
+DRAIN_BYTES = 4 * 1024 * 1024
+"""At most this many bytes (B) of a refused body are read and dropped before the 413 is sent."""
+DRAIN_IDLE_S = 0.25
+"""Draining stops when nothing more has arrived for this long (s): a client that waits for the answer gets it."""
+DRAIN_TOTAL_S = 2.0
+"""Draining stops after this long (s) whatever arrives: a slow sender cannot hold the refusal back."""
+
+
+async def drain(receive: Receive) -> int:
+    """Read and drop the rest of a request body (bounded by the ``DRAIN_*`` limits); return the bytes dropped."""
+    dropped = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_TOTAL_S
+    while dropped <= DRAIN_BYTES:
+        try:
+            async with asyncio.timeout(min(DRAIN_IDLE_S, max(0.0, deadline - loop.time()))):
+                message = await receive()
+        except TimeoutError:
+            break
+        if message["type"] != "http.request":
+            break
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return dropped
 
 
 class BodyLimit:
@@ -42,13 +75,15 @@ class BodyLimit:
                 return
 
         received = 0
+        overflowed = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    overflowed = True
                     raise BodyTooLarge(limit)
             return message
 
@@ -58,6 +93,8 @@ class BodyLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if overflowed:  # the app's own handler answers the 413: drop what is still coming first
+                    await drain(receive)
             await send(message)
 
         try:
@@ -69,6 +106,7 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        await drain(receive)
         response = problem(413, str(BodyTooLarge(limit).detail), "request body")
         response.headers["Connection"] = "close"  # the rest of the body is not read
         await response(scope, receive, send)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,6 +220,32 @@ def test_the_body_limit_is_a_setting(database_url: str, tmp_path: Path) -> None:
         r = server.client.post(url, content=iter([b"q" * 3000, b"q" * 3000]), headers=upload)
         assert_refused(r, 413, None, "request body")
         assert server.stored_events() == 1
+
+
+def test_a_client_still_sending_its_body_reads_the_413_not_a_reset(server: HttpServer) -> None:
+    """A body over the limit whose bytes arrive after the headers: the server drops them before it answers, so
+    the client can finish writing and reads the whole 413 (closing with unread bytes would reset the
+    connection instead: seen in CI as ``httpx.ReadError: Connection reset by peer``)."""
+    body = raw_event(**DOWN).encode() * (2 * MIB // len(raw_event(**DOWN)))
+    assert MIB < len(body) < 4 * MIB
+    head = _head(server, "/api/v1/events", "collector", "Content-Type: application/x-ndjson",
+                 f"Content-Length: {len(body)}")
+    url = httpx.URL(server.base_url)
+    assert url.port is not None
+    for _ in range(3):
+        with socket.create_connection((url.host, url.port), timeout=30) as sock:
+            sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+            time.sleep(0.05)  # the server has the headers (and refuses) before the body comes
+            sock.sendall(body)  # raises ConnectionResetError/BrokenPipeError if the server closed without reading
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 413 "), data[:200]
+        assert json.loads(data.partition(b"\r\n\r\n")[2])["where"] == "request body"
+    for size in (MIB + 1, 3 * MIB):  # and through httpx, as a collector posting a too-large batch meets it
+        r = server.client.post("/api/v1/events", content=b"x" * size, headers=server.auth("collector"))
+        assert_refused(r, 413, None, "request body")
+    assert server.stored_events() == 0
 
 
 # ---------------------------------------------------------------------------------------- R8: known at receipt
