@@ -11,15 +11,17 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from monitor.alerts.outbox import OutboxStatus, outbox_status, requeue
 from monitor.errors import SlawatchError
 from monitor.events import format_time
 from monitor.settings import Settings
-from monitor.storage.database import Database
+
+if TYPE_CHECKING:  # the outbox and the database (SQLAlchemy) load only when a command runs: `--help` stays fast
+    from monitor.alerts.outbox import OutboxStatus
+    from monitor.storage.database import Database
 
 T = TypeVar("T")
 
@@ -89,6 +91,8 @@ def alerts_status(
     check: Annotated[bool, typer.Option("--check", help="exit 1 when any message is parked")] = False,
 ) -> None:
     """The outbox: messages by target and status, oldest undelivered, parked messages and their errors."""
+    from monitor.alerts.outbox import outbox_status
+
     status = _with_db(outbox_status)
     if as_json:
         typer.echo(json.dumps(status_json(status), ensure_ascii=False, indent=2))
@@ -103,6 +107,8 @@ def alerts_retry(
     target: Annotated[str | None, typer.Option(help="only this target's parked messages")] = None,
 ) -> None:
     """Put parked messages back in the queue (their attempts start again)."""
+
+    from monitor.alerts.outbox import requeue
 
     async def main(db: Database) -> int:
         return await requeue(db, datetime.now(UTC), target)
