@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from monitor.confirmation import ConfirmationSettings
 from monitor.policy import DEFAULT_POLICY, load_policy
+from monitor.report_cache import ReportCache
 from monitor.service import Service
 from monitor.settings import Settings
 from monitor.storage.database import Database
@@ -30,6 +31,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
             db,
             default_policy=policy,
             confirmation=ConfirmationSettings(settings.down_after, settings.up_after),
+            report_cache=ReportCache(entries=settings.report_cache_entries, max_age_s=settings.report_cache_s),
         )
     finally:
         await db.close()

@@ -18,7 +18,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, tzinfo
 from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from monitor.assessment import (
     Assessment,
     ClaimStatus,
     MaintenanceIndex,
+    Month,
     claim_statuses,
     excluded_ids,
     verdicts,
@@ -59,6 +60,7 @@ from monitor.inventory import Inventory
 from monitor.inventory_io import InventoryDiff
 from monitor.policy import DEFAULT_POLICY, Policy
 from monitor.report import render, render_body
+from monitor.report_cache import ReportCache, ReportKey
 from monitor.report_versions import (
     LISTED,
     Checkpoint,
@@ -129,6 +131,7 @@ class IssuedReport:
     body: dict[str, Any]
     text: str = ""
     position: int = 0
+    age_s: float | None = None  # served from memory (monitor.report_cache): seconds since it was computed
 
     def render(self, fmt: str) -> str:
         return render(self.assessment, fmt, version=self.version, generated_at=self.generated_at)  # type: ignore[arg-type]
@@ -225,8 +228,11 @@ class Service:
         confirmation: ConfirmationSettings | None = None,
         clock: Any = None,
         alerts: AlertHook | None = None,
+        report_cache: ReportCache[IssuedReport] | None = None,
     ) -> None:
         self.db = db
+        # Computed month reports kept in memory (monitor.report_cache); None: every report is computed.
+        self.report_cache = report_cache
         # Alerts to on-call crews (monitor.alerts): planned from every stored projection; None: no alerts.
         self.alerts = alerts
         self.repo = db.repository()
@@ -621,8 +627,27 @@ class Service:
         """
         contract = await self.contract(contract_id)
         m = month_of(month, contract)
+        for_now = as_of is None
         as_of = as_of or self.clock()
         inventory = await self.inventory()
+        cache = self.report_cache
+        if cache is None:
+            return await self._compute_report(contract, m, as_of, inventory, checkpoint)
+        terms = json.dumps(contract.to_json(), sort_keys=True, ensure_ascii=False)
+        key = ReportKey(contract.id, terms, m.key, self._cache.fingerprint or (), await event_position(self.db))
+        async with cache.lock(key):  # a second request for the same report waits for the first one's result
+            hit = cache.get(key, None if for_now else as_of)
+            if hit is not None:
+                report, age = hit
+                log.debug("report from memory", extra={"contract": contract.id, "month": m.key, "age_s": age})
+                return replace(report, age_s=age)
+            computed = await self._compute_report(contract, m, as_of, inventory, checkpoint)
+            cache.put(replace(key, position=computed.position), as_of, computed, for_now=for_now)
+            return computed
+
+    async def _compute_report(
+        self, contract: Contract, m: Month, as_of: datetime, inventory: Inventory, checkpoint: Checkpoint | None
+    ) -> IssuedReport:
         await go_on(checkpoint, "events")
         events = await self.repo.load_event_log(until_known=as_of)
         await go_on(checkpoint, "replay")

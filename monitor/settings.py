@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     max_backdate_s: float = Field(
         default=3600.0, ge=0, description="how far before its receipt a collector's state or poll may be dated (s)"
     )
+    report_cache_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="a month's report asked as of now is served from memory while nothing was stored since and it"
+        " is at most this old (s); 0: always computed (monitor.report_cache)",
+    )
+    report_cache_entries: int = Field(
+        default=2, ge=0, description="computed month reports kept in memory (each ~0.3 GB at 100,000 channels)"
+    )
     log_level: str = Field(default="INFO")
 
     @field_validator("log_level")

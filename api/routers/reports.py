@@ -12,6 +12,10 @@ and the same under ``/contracts/{contract_id}/...``. A computation runs off the 
 client disconnects (499, nothing sent). Refusals: 404 no such version; 409 a closed month without a ``reason``,
 or a signature the month's state does not allow; 422 bad input; each names its ``field``.
 
+A computed report is kept in memory (``monitor.report_cache``): asked again with nothing stored since, it is
+served at once as that computation (its ``as_of``) with an ``Age`` header (SLAWATCH_REPORT_CACHE_S, default 60 s,
+for "as of now"; an explicit ``as_of`` is kept for that time only).
+
 ``format``: ``json`` (default), ``csv`` (every table in one text, as before), ``html`` (the printable bilingual
 page), ``zip`` (one CSV per table, UTF-8 with BOM, for spreadsheets) or ``pdf`` (the page to sign; 503 where
 WeasyPrint is not installed); ``zip`` and ``pdf`` come as attachments with a file name.
@@ -157,7 +161,8 @@ async def _report(
         body = result.signed.body if result.signed is not None else result.computed.body
         return await _file(body, fmt, contract.policy.claim_hour)
     text = await asyncio.to_thread(result.text) if fmt == "json" else await asyncio.to_thread(result.render, fmt)
-    return Response(text, media_type=MEDIA_TYPES[fmt])
+    age = result.computed.age_s  # kept in memory: the report as of its computation (its as_of), this old (s)
+    return Response(text, media_type=MEDIA_TYPES[fmt], headers={} if age is None else {"Age": str(int(age))})
 
 
 async def _file(body: dict[str, Any], fmt: str, claim_hour: int) -> Response:

@@ -29,6 +29,7 @@ from api.app import create_app
 from monitor.events import parse_event
 from monitor.inventory_io import load_inventory
 from monitor.report import csv_from_json
+from monitor.report_cache import ReportCache
 from monitor.sample import sample_inventory
 from monitor.sample_events import month_events
 from monitor.service import Service
@@ -303,6 +304,23 @@ def test_as_of_uses_only_events_received_by_then(server: HttpServer) -> None:
     assert without_generated_at(after) == without_generated_at(before)
     now = get(server, MARCH).json()
     assert now["score"] < before["score"]  # the events do count from their receipt on
+
+
+def test_a_report_asked_again_is_served_from_memory_until_an_event_arrives(server: HttpServer) -> None:
+    """Issue 9: a month's report is not recomputed on every GET. Asked again with nothing stored since, it is the
+    same computation, byte for byte, with an ``Age``; the next stored event makes a new computation."""
+    server.service.report_cache = ReportCache(entries=4, max_age_s=600)
+    first = get(server, MARCH)
+    assert first.status_code == 200 and "age" not in first.headers
+    server.clock.now += timedelta(minutes=2)
+    again = get(server, MARCH)
+    assert again.status_code == 200 and int(again.headers["age"]) >= 0
+    assert again.content == first.content  # its as_of and generated_at are those of the first computation
+    assert "age" in get(server, MARCH, format="csv").headers  # every format renders the kept computation
+    post_late(server, datetime(2026, 4, 6, 9, 0, tzinfo=CST))
+    fresh = get(server, MARCH)
+    assert "age" not in fresh.headers and fresh.json()["score"] < first.json()["score"]
+    assert stored_versions(server) == 0  # kept in memory, never stored
 
 
 # ---------------------------------------------------------------------- issue item 9: off the event loop
