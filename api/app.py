@@ -35,7 +35,7 @@ from api.routers import (
 )
 from api.routers.metrics import install_http_metrics
 from monitor.runtime import open_service
-from monitor.service import Service
+from monitor.service import REBUILD_BEHIND_AFTER, Service
 from monitor.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -56,9 +56,15 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             return
         async with open_service(config) as opened:
             app.state.service = opened
+            # A long history: the incident projection (open incidents, month-to-date metrics) is built in a
+            # worker thread from the start, so no request waits for a 20 s replay at 100,000 channels.
+            opened.rebuild_behind_after = REBUILD_BEHIND_AFTER
+            if await opened.repo.count_events() > REBUILD_BEHIND_AFTER:
+                opened.build_projection_beside()
             try:
                 yield
             finally:
+                await opened.stop_projection_build()
                 app.state.service = None
 
     app = FastAPI(

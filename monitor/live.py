@@ -56,7 +56,7 @@ from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSet
 from monitor.errors import EventError, SlawatchError
 from monitor.events import Event, NodeState, PollEvent, StateEvent
 from monitor.inventory import Inventory, Node, NodeKind
-from monitor.service import Service
+from monitor.service import REBUILD_BEHIND_AFTER, Service
 from monitor.settings import Settings
 from monitor.storage.database import Database
 from monitor.storage.heartbeats import read_heartbeat, write_heartbeat
@@ -67,7 +67,6 @@ log = logging.getLogger("slawatch.live")
 
 SOURCE = "live"
 ACTOR = "collector"
-REBUILD_BEHIND_AFTER = 50_000  # stored events above which a start builds the projection beside the cycles
 
 
 @dataclass(frozen=True, slots=True)

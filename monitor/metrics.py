@@ -580,7 +580,8 @@ async def _engines(
     elsewhere rebuilds them itself). Without one (``slawatch serve`` beside a collector in another process),
     engines that stayed behind the stored events since the previous scrape are rebuilt, at most every
     ``rebuild_after_s`` (an ingest in progress is not mistaken for them: it catches up by the next scrape).
-    None when they cannot be built (logged)."""
+    Above the service's ``rebuild_behind_after`` stored events the build runs beside the loop (a worker thread)
+    and this scrape uses what there is (None at first). None when they cannot be built (logged)."""
     engines = service.projection_engines()
     if engines is None and service.projection_building():  # a live start builds it beside the loop
         return None
@@ -599,6 +600,10 @@ async def _engines(
                 return engines  # behind: rebuilt by a later scrape if it makes no progress meanwhile
         state.last_rebuild = time.monotonic()
         state.behind = None
+        threshold = service.rebuild_behind_after
+        if threshold is not None and await service.repo.count_events() > threshold:
+            service.build_projection_beside()  # a long history: built in a worker thread, the loop stays free
+            return engines  # this scrape goes out without the month's figures when there was no projection
         await service.rebuild()
     except StorageError as exc:
         log.warning("metrics: incident projection unavailable", extra={"error": str(exc)})

@@ -14,8 +14,10 @@ rebuilds each contract's incident projection by replaying the stored stream thro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -251,6 +253,7 @@ class Service:
         # (the default; the live service sets it). Ingests meanwhile store their events and leave them to it.
         self.rebuild_behind_after: int | None = None
         self._rebuilding: asyncio.Task[None] | None = None
+        self._stop_build = threading.Event()  # set: the build beside the loop stops after its current chunk
         self._store_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ inventory and contracts
@@ -353,7 +356,7 @@ class Service:
                 and self.rebuild_behind_after is not None
                 and (cache.seq or 0) > self.rebuild_behind_after
             ):
-                self._rebuilding = asyncio.create_task(self._rebuild_behind(), name="slawatch-projection")
+                self.build_projection_beside()
             else:
                 await self._project(inserted, inventory)
         not_applied = tuple((located[i][0], reason) for i, reason in fed.not_applied)
@@ -494,6 +497,29 @@ class Service:
         """Whether a projection is being built beside the caller (see ``rebuild_behind_after``)."""
         return self._rebuilding is not None
 
+    def build_projection_beside(self) -> bool:
+        """Start building every contract's incident projection from the stored events with the parsing and the
+        replay in a worker thread (the event loop stays free), unless one is being built already. The current
+        projection (if any) keeps being served until the new one replaces it; ingests meanwhile store their
+        events and leave them to the build. True when a build was started."""
+        if self._rebuilding is not None:
+            return False
+        self._stop_build = threading.Event()
+        self._rebuilding = asyncio.create_task(self._rebuild_behind(), name="slawatch-projection")
+        return True
+
+    async def stop_projection_build(self) -> None:
+        """Stop a projection being built beside the loop (at shutdown): the worker thread ends after its current
+        chunk, nothing is published, and the next process builds it again."""
+        task = self._rebuilding
+        if task is None:
+            return
+        self._stop_build.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._rebuilding = None  # a task cancelled before its first step never ran its own cleanup
+
     async def wait_projection(self) -> None:
         """Wait for a projection being built beside the caller (none: return at once)."""
         task = self._rebuilding
@@ -513,8 +539,9 @@ class Service:
             position, url = stored.position, stored.url
             pending = deque(stored.rows)  # the only reference left: each chunk is freed once applied
             del stored
-            applied = await asyncio.to_thread(_replay_in_chunks, pending, url, list(engines.values()))
-            while True:  # catch up with what was stored meanwhile, until nothing more is
+            stop = self._stop_build
+            applied = await asyncio.to_thread(_replay_in_chunks, pending, url, list(engines.values()), stop)
+            while not stop.is_set():  # catch up with what was stored meanwhile, until nothing more is
                 tail = await self.repo.load_event_log_after(position)
                 if not tail.rows:
                     break
@@ -522,8 +549,12 @@ class Service:
                 if any(e.now is not None and first <= e.now for e in engines.values()):
                     log.warning("projection not built beside the loop: earlier events arrived; rebuilt inline next")
                     return
-                applied += await asyncio.to_thread(_replay_in_chunks, deque(tail.rows), url, list(engines.values()))
+                applied += await asyncio.to_thread(
+                    _replay_in_chunks, deque(tail.rows), url, list(engines.values()), stop
+                )
                 position = tail.position
+            if stop.is_set():  # stopped part way: nothing is published
+                return
             # no await between the last look and publishing: an ingest from here on projects as usual
             self._projection = _Projection(inventory, tuple(contracts), engines, applied)
             await self._store_projection(whole=True)
@@ -821,18 +852,25 @@ class Service:
         return None if p is None else p.events
 
 
+REBUILD_BEHIND_AFTER = 50_000
+"""Stored events above which a long-running process (the live service, the API) builds a missing incident
+projection beside its event loop (:meth:`Service.build_projection_beside`) rather than inside the call that needs
+it: at 100,000 channels with a month of history the replay takes 20 s, and every request would wait for it."""
+
 _CHUNK = 5000  # stored events parsed and replayed at a time by a projection built beside the loop
 _PAUSE_S = 0.2  # the worker's pause between chunks: the loop's cycles and requests come first
 
 
-def _replay_in_chunks(pending: deque[tuple[str, Any]], url: str, engines: Sequence[Engine]) -> int:
+def _replay_in_chunks(
+    pending: deque[tuple[str, Any]], url: str, engines: Sequence[Engine], stop: threading.Event | None = None
+) -> int:
     """Replay the stored events' ``(id, payload)`` rows (in processing order, taken from ``pending`` as they go)
     through ``engines`` a chunk at a time, cut only between instants (events known at the same time stay
     together, as one replay takes them), each chunk freed once applied (a month parsed at once held ~200 MB
     more); returns how many were applied. Runs in a worker thread, pausing between chunks so that the event
-    loop keeps its turns."""
+    loop keeps its turns; ``stop`` set: returns after the current chunk (what it returns is then incomplete)."""
     applied = 0
-    while pending:
+    while pending and not (stop is not None and stop.is_set()):
         rows = [pending.popleft() for _ in range(min(_CHUNK, len(pending)))]
         part = EventLog(rows, 0, url).events()
         while pending and part[0].known == part[-1].known:  # one instant longer than a chunk: take it whole

@@ -296,3 +296,39 @@ async def test_a_projection_built_beside_the_loop_equals_one_built_inline(
         views = [i.view(inventory, e1.policy.level_for(i.peak)) for i in e1.incidents]
         assert views == [i.view(inventory, e2.policy.level_for(i.peak)) for i in e2.incidents]
         assert await db.repository().load_incidents(c1.id) == await db.repository().load_incidents(c2.id)
+
+
+async def test_a_scrape_with_a_long_history_builds_the_projection_beside_the_loop(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``slawatch serve`` over a long history: the first ``/metrics`` does not replay the month on the event
+    loop (20 s at 100,000 channels, every request waiting); it starts the build in a worker thread and goes out
+    without the month's figures, and a later scrape has them. Shutting down stops a build in progress."""
+    import monitor.service
+    from monitor.metrics import MetricsState, scrape
+
+    monkeypatch.setattr(monitor.service, "_CHUNK", 50)
+    monkeypatch.setattr(monitor.service, "_PAUSE_S", 0.01)
+    inventory = sample_inventory()
+    month = Month.parse("2026-10", DEFAULT_POLICY)
+    events = [parse_event(e) for e in month_events(inventory, month.start, days=10)]
+    writer = Service(db)
+    await writer.import_inventory(inventory)
+    await writer.ingest([(f"m:{i}", e) for i, e in enumerate(events)], source="month")
+
+    now = month.start + timedelta(days=10)
+    serve = Service(db, clock=lambda: now)
+    serve.rebuild_behind_after = 100
+    state = MetricsState()
+    first = (await scrape(None, serve, state=state)).decode()
+    assert serve.projection_building() and serve.projection_engines() is None
+    assert "slawatch_month_online_ratio" not in first and "slawatch_database_up 1.0" in first
+    await serve.wait_projection()
+    later = (await scrape(None, serve, state=state)).decode()
+    assert 'slawatch_month_online_ratio{contract="default"}' in later
+    assert serve.projection_events() == await serve.repo.count_events()
+
+    stopped = Service(db, clock=lambda: now)
+    assert stopped.build_projection_beside() and not stopped.build_projection_beside()  # one at a time
+    await stopped.stop_projection_build()
+    assert not stopped.projection_building() and stopped.projection_engines() is None  # nothing published
