@@ -320,6 +320,8 @@ class LiveNodes(BaseModel):
     total: int
     truncated: bool
     nodes: list[LiveNode]
+    source: str = Field(examples=["live", "stored"], description="the live service here, or the stored states")
+    collector: str = Field(examples=["running", "stalled", "stopped", "never ran"])
 
 
 class LiveNodeDetail(BaseModel):
@@ -344,6 +346,8 @@ class LiveNodeDetail(BaseModel):
     loss: float | None
     snmp_available: bool | None
     facts: list[dict[str, Any]]
+    source: str = Field(examples=["live", "stored"], description="the live service here, or the stored states")
+    collector: str = Field(examples=["running", "stalled", "stopped", "never ran"])
 
 
 # ---------------------------------------------------------------------- reports (SPEC §6, R8, R9)

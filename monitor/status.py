@@ -34,7 +34,7 @@ from monitor.storage.database import Database, translate_errors
 from monitor.storage.heartbeats import Heartbeat, latest_state_events, read_heartbeat
 from monitor.storage.tables import IncidentRow, NodeRow
 
-__all__ = ["LEVEL_NAMES", "LiveStatus", "channel_states", "load_status", "status_text"]
+__all__ = ["LEVEL_NAMES", "LiveStatus", "channel_states", "collector_state", "load_status", "status_text"]
 
 LEVEL_NAMES = {1: "level 1", 2: "level 2", 3: "level 3", 0: "fault"}
 
@@ -70,13 +70,17 @@ class LiveStatus:
     @property
     def collector(self) -> str:
         """``running``, ``stalled`` (heartbeat older than ``stale_after_s``), ``stopped`` or ``never ran``."""
-        beat = self.heartbeat
-        if beat is None:
-            return "never ran"
-        if not beat.running:
-            return "stopped"
-        age = (self.now - beat.at).total_seconds()
-        return "running" if age <= self.stale_after_s else "stalled"
+        return collector_state(self.heartbeat, self.now, self.stale_after_s)
+
+
+def collector_state(beat: Heartbeat | None, now: datetime, stale_after_s: float) -> str:
+    """A collector's state from its heartbeat: ``running``, ``stalled`` (the heartbeat is older than
+    ``stale_after_s`` seconds), ``stopped`` (it stopped cleanly) or ``never ran``."""
+    if beat is None:
+        return "never ran"
+    if not beat.running:
+        return "stopped"
+    return "running" if (now - beat.at).total_seconds() <= stale_after_s else "stalled"
 
 
 def channel_states(inventory: Inventory, states: Mapping[str, NodeState], now: datetime) -> Counter[str]:

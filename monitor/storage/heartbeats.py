@@ -19,7 +19,7 @@ Functions over a connected :class:`~monitor.storage.database.Database` (kept apa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -101,12 +101,15 @@ async def latest_states(db: Database) -> dict[str, tuple[NodeState, datetime]]:
     return out
 
 
-async def latest_state_events(db: Database) -> dict[str, tuple[NodeState, datetime, datetime]]:
+async def latest_state_events(
+    db: Database, nodes: Collection[str] | None = None
+) -> dict[str, tuple[NodeState, datetime, datetime]]:
     """Each node's latest stored ``state`` event in processing order (known, seq): (state, dated, known).
 
-    One row per node of the inventory, each found through the ``node`` index (newest first, one row), so the
-    cost follows the nodes and each node's own history, not the length of the event log (a restart adds a
-    couple of state events per node; a month of them used to be read back whole at every start)."""
+    One row per node of the inventory (only ``nodes``, when given), each found through the ``node`` index
+    (newest first, one row), so the cost follows the nodes and each node's own history, not the length of the
+    event log (a restart adds a couple of state events per node; a month of them used to be read back whole at
+    every start)."""
     e = _events.c
     newest = (
         select(e.seq)
@@ -115,7 +118,10 @@ async def latest_state_events(db: Database) -> dict[str, tuple[NodeState, dateti
         .limit(1)
         .scalar_subquery()
     )
-    picked = select(newest.label("seq")).select_from(_nodes).subquery()
+    picked_nodes = select(newest.label("seq")).select_from(_nodes)
+    if nodes is not None:
+        picked_nodes = picked_nodes.where(_nodes.c.id.in_(list(nodes)))
+    picked = picked_nodes.subquery()
     stmt = select(e.node, e.payload, e.known).join(picked, e.seq == picked.c.seq)
     with translate_errors("load the latest node states", db.url):
         async with db.engine.connect() as conn, conn.begin():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from collectors.probers import ProbeResult
+from monitor.events import NodeState
 from tests.api.test_metrics import SECRETS, LiveApi, live_api, snmp_facts
 
 
@@ -109,13 +110,40 @@ async def test_no_credentials_in_any_response(lab: LiveApi) -> None:
         assert '"snmp":' not in text and "community" not in text and "priv_key" not in text
 
 
-async def test_503_without_a_live_service(tmp_path: Path) -> None:
-    async with live_api(tmp_path, with_live=False) as api:  # as `slawatch serve`: no collector here
+async def test_without_a_live_service_the_stored_states_are_served(tmp_path: Path) -> None:
+    """As ``slawatch serve`` beside ``slawatch run --no-api`` (the collector here cycles but is not this app's):
+    the nodes routes answer from the stored confirmed states, the same states the collector holds, with
+    ``source`` ``stored`` and the collector's state from its heartbeat."""
+    async with live_api(tmp_path, with_live=False) as api:
         r = await api.client.get("/api/v1/nodes", headers=api.auth())
-        assert r.status_code == 503
-        assert "no live service runs in this process" in r.json()["error"]
-        assert "slawatch run" in r.json()["error"]
+        assert r.status_code == 200, r.text
+        assert r.json()["source"] == "stored" and r.json()["collector"] == "running"  # started: its heartbeat
+        api.icmp.failing = {"CPE-1"}
+        await api.step()
+        await api.step()
+        api.service.clock = lambda: api.clock.now  # type: ignore[method-assign]  # the API's now: the collector's
+        r = await api.client.get("/api/v1/nodes", params={"limit": "100"}, headers=api.auth())
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["source"] == "stored" and body["collector"] == "running"
+        assert {n["id"]: n["state"] for n in body["nodes"]} == {
+            n: api.live.states.get(n, NodeState.UP).value for n in api.live._polled()
+        }
+        down = [n for n in body["nodes"] if n["state"] == "down"]
+        assert [n["id"] for n in down] == ["CPE-1"] and down[0]["last_poll"] is None  # polls live in the collector
+        r = await api.client.get("/api/v1/nodes", params={"state": "down"}, headers=api.auth())
+        assert r.json()["total"] == 1
+        r = await api.client.get("/api/v1/nodes/CPE-1.1", headers=api.auth())
+        assert r.status_code == 200, r.text
+        camera = r.json()
+        assert camera["behind"] == "CPE-1" and camera["source"] == "stored" and camera["facts"] == []
+        assert camera["state"] == api.live.states.get("CPE-1.1", NodeState.UP).value
         r = await api.client.get("/api/v1/nodes/CPE-1", headers=api.auth())
-        assert r.status_code == 503
+        assert r.json()["state"] == "down" and r.json()["since"] is not None and r.json()["behind"] is None
+        await api.live.stop()  # a clean stop: the heartbeat says so
+        r = await api.client.get("/api/v1/nodes/CPE-1", headers=api.auth())
+        assert r.json()["collector"] == "stopped"
+        r = await api.client.get("/api/v1/nodes/NOPE", headers=api.auth())
+        assert r.status_code == 404 and r.json()["field"] == "node_id"
         r = await api.client.get("/api/v1/nodes/CPE-1")
         assert r.status_code == 401  # the token is checked first
