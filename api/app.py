@@ -39,6 +39,7 @@ from monitor.service import REBUILD_BEHIND_AFTER, Service
 from monitor.settings import Settings
 
 API_PREFIX = "/api/v1"
+INVENTORY_CHECK_S = 5.0  # s: how stale the API's view of an inventory imported by another process may be
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
@@ -60,7 +61,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             # worker thread from the start, so no request waits for a 20 s replay at 100,000 channels.
             opened.rebuild_behind_after = REBUILD_BEHIND_AFTER
             if await opened.repo.count_events() > REBUILD_BEHIND_AFTER:
-                opened.build_projection_beside()
+                opened.build_projection_beside(store=False)  # read side: the ingesting process stores it
+            # Whether another process imported an inventory is asked at most this often (summing over every
+            # node row costs 50 ms at 100,000 nodes: not once per request).
+            opened.inventory_check_s = max(opened.inventory_check_s, INVENTORY_CHECK_S)
             try:
                 yield
             finally:

@@ -18,11 +18,12 @@ Routes: one node's status (``/api/v1/nodes/{id}``), the incident list (``/api/v1
 it today), the month's report (``/api/v1/reports/monthly/2026-10``), ``/metrics``. The server runs in its own
 process; only 127.0.0.1 is used. No figure here is a test.
 
-Node status is the live loop's view: ``slawatch serve`` answers it 503. ``--live`` (root) runs ``slawatch run``
+Node status under ``slawatch serve`` comes from the stored states. ``--live`` (root) runs ``slawatch run``
 instead (live loop and API in one process, as deployed) against the lab (``slawatch lab up`` on the same
 network, its own state directory and nft table, taken down at the end), ICMP every 60 s with a rate that
 covers the inventory, and waits ``--warmup`` seconds before measuring, so every route is measured while the
-loop polls 100,000 nodes beside it.
+loop polls 100,000 nodes beside it. ``--live --split`` runs the collector (``slawatch run --no-api``) and the API
+(``slawatch serve``) as two processes on the same database, the layout for a province.
 """
 
 from __future__ import annotations
@@ -152,6 +153,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, action="append", help="wrk connections (default 1 and 4)")
     parser.add_argument("--live", action="store_true", help="slawatch run (live loop + API) on the lab; root")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds of live loop before measuring")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="with --live: the collector (slawatch run --no-api) and the API (slawatch serve) in two processes",
+    )
     parser.add_argument("--snmp-limit", type=int, default=20, help="SNMP agents in the lab with --live")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -175,10 +181,25 @@ def main() -> None:
             polled = sum(1 for n in sample_inventory(scale=args.scale).nodes() if n.address is not None)
             env["SLAWATCH_RATE_PPS"] = str(max(2000, round(1.5 * polled * 3 / 60, -2)))
             lab_env = lab_up(tmp, args.scale, args.snmp_limit)
-            command = "run"
+            command = "serve" if args.split else "run"
+        collector: subprocess.Popen[bytes] | None = None
+        if args.live and args.split:
+            with open(Path(tmp) / "collector.log", "wb") as log:
+                collector = subprocess.Popen(
+                    [sys.executable, "-m", "monitor.cli", "run", "--no-api"],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            command = "serve + run --no-api"
         with open(Path(tmp) / "serve.log", "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", command], env=env, stdout=log, stderr=log, start_new_session=True
+                [sys.executable, "-m", "monitor.cli", "serve" if collector else command.split()[0]],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -221,6 +242,9 @@ def main() -> None:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(120)
+            if collector is not None:
+                os.killpg(collector.pid, signal.SIGTERM)
+                collector.wait(120)
             if lab_env is not None:
                 subprocess.run([sys.executable, "-m", "collectors.lab.cli", "down"], env=lab_env, check=False)
 

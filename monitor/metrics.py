@@ -578,33 +578,31 @@ async def _engines(
     """The projection's engines, built when there is none. With a live loop in this process (``in_process``)
     every event goes through this service, which keeps them up to date (an ingest that meets events stored
     elsewhere rebuilds them itself). Without one (``slawatch serve`` beside a collector in another process),
-    engines that stayed behind the stored events since the previous scrape are rebuilt, at most every
-    ``rebuild_after_s`` (an ingest in progress is not mistaken for them: it catches up by the next scrape).
-    Above the service's ``rebuild_behind_after`` stored events the build runs beside the loop (a worker thread)
-    and this scrape uses what there is (None at first). None when they cannot be built (logged)."""
+    the events stored elsewhere since the previous scrape are applied to them (a few rows, nothing stored:
+    the collector stored their incidents); when that cannot be done incrementally they are rebuilt, at most
+    every ``rebuild_after_s``. Above the service's ``rebuild_behind_after`` stored events a build runs beside
+    the loop (a worker thread) and this scrape uses what there is (None at first). A projection built here for
+    reading is never stored: it could be older than what the collector stored. None when none can be built."""
     engines = service.projection_engines()
-    if engines is None and service.projection_building():  # a live start builds it beside the loop
+    if engines is None and service.projection_building():  # being built beside the loop
         return None
     try:
         if engines is not None:
-            if in_process:
-                return engines
-            applied = service.projection_events()
-            if applied == await service.repo.count_events():
+            if in_process or await service.catch_up_projection():
                 state.behind = None
+                return service.projection_engines() or engines
+            if service.projection_building():
                 return engines
             last = state.last_rebuild
-            throttled = last is not None and time.monotonic() - last < state.rebuild_after_s
-            if state.behind != applied or throttled:
-                state.behind = applied
-                return engines  # behind: rebuilt by a later scrape if it makes no progress meanwhile
+            if last is not None and time.monotonic() - last < state.rebuild_after_s:
+                return engines  # behind: rebuilt by a later scrape
         state.last_rebuild = time.monotonic()
         state.behind = None
         threshold = service.rebuild_behind_after
         if threshold is not None and await service.repo.count_events() > threshold:
-            service.build_projection_beside()  # a long history: built in a worker thread, the loop stays free
-            return engines  # this scrape goes out without the month's figures when there was no projection
-        await service.rebuild()
+            service.build_projection_beside(store=False)  # a long history: the loop stays free
+            return engines
+        await service.rebuild(store=False)
     except StorageError as exc:
         log.warning("metrics: incident projection unavailable", extra={"error": str(exc)})
     return service.projection_engines() or engines

@@ -188,6 +188,7 @@ class _Projection:
     contracts: tuple[Contract, ...]
     engines: dict[str, Engine]
     events: int
+    position: int = 0  # the highest stored ``seq`` applied (what a catch-up reads after)
 
 
 @dataclass(slots=True)
@@ -476,15 +477,22 @@ class Service:
         """A fresh engine for one contract: its policy, its channels, the deployment's confirmation."""
         return Engine(inventory, contract.policy, contract.channels(inventory), self.confirmation)
 
-    async def rebuild(self) -> None:
-        """Rebuild every contract's incident projection from all the stored events."""
+    async def rebuild(self, *, store: bool = True) -> None:
+        """Rebuild every contract's incident projection from all the stored events; ``store``: write it (the
+        processes that ingest do; a reader, such as ``/metrics`` beside a collector in another process, must
+        not overwrite what that collector stores with a projection that may be older)."""
         inventory = await self.inventory()
         contracts = await self.contracts()
-        events = await self.repo.load_events()
+        log_ = await self.repo.load_event_log()
+        events = log_.events()
         engines = {c.id: self._engine(c, inventory) for c in contracts}
         for engine in engines.values():
             engine.replay(events)
-        self._projection = _Projection(inventory, tuple(contracts), engines, len(events))
+        self._projection = _Projection(inventory, tuple(contracts), engines, len(events), log_.position)
+        if not store:
+            for engine in engines.values():
+                engine.drain_changed()
+            return
         try:
             await self._store_projection(whole=True)
         except BaseException:
@@ -497,15 +505,43 @@ class Service:
         """Whether a projection is being built beside the caller (see ``rebuild_behind_after``)."""
         return self._rebuilding is not None
 
-    def build_projection_beside(self) -> bool:
+    def build_projection_beside(self, *, store: bool = True) -> bool:
         """Start building every contract's incident projection from the stored events with the parsing and the
         replay in a worker thread (the event loop stays free), unless one is being built already. The current
         projection (if any) keeps being served until the new one replaces it; ingests meanwhile store their
-        events and leave them to the build. True when a build was started."""
+        events and leave them to the build. ``store``: as for :meth:`rebuild`. True when a build was started."""
         if self._rebuilding is not None:
             return False
         self._stop_build = threading.Event()
-        self._rebuilding = asyncio.create_task(self._rebuild_behind(), name="slawatch-projection")
+        self._rebuilding = asyncio.create_task(self._rebuild_behind(store=store), name="slawatch-projection")
+        return True
+
+    async def catch_up_projection(self) -> bool:
+        """Apply to the projection the events other processes stored since it was built (``slawatch serve``
+        beside a collector): the few new rows after its position, parsed and replayed here, nothing stored
+        (the process that ingested them stored their incidents and alerts). False when it cannot be done
+        incrementally: no projection, one being built, another inventory or contracts, a count that does not
+        add up, or an event known before what the engines have applied (a rebuild is needed)."""
+        p = self._projection
+        if p is None or self._rebuilding is not None:
+            return False
+        tail = await self.repo.load_event_log_after(p.position)
+        if not tail.rows:
+            return True
+        if p.inventory != await self.inventory() or p.contracts != tuple(await self.contracts()):
+            return False
+        if await self.repo.count_events() != p.events + len(tail.rows):
+            return False
+        ordered = sorted(tail.events(), key=lambda e: e.known)
+        if any(e.now is not None and ordered[0].known <= e.now for e in p.engines.values()):
+            return False
+        if self._projection is not p:  # replaced while this read
+            return False
+        for engine in p.engines.values():
+            engine.replay(ordered)
+            engine.drain_changed()  # stored by the process that ingested them
+        p.events += len(ordered)
+        p.position = tail.position
         return True
 
     async def stop_projection_build(self) -> None:
@@ -526,7 +562,7 @@ class Service:
         if task is not None:
             await asyncio.shield(task)
 
-    async def _rebuild_behind(self) -> None:
+    async def _rebuild_behind(self, *, store: bool = True) -> None:
         """Build the projection from the stored events with the parsing and the replay in a worker thread, then
         apply what was stored meanwhile (ingests leave their events to it), and publish it. On failure, none is
         published: the next ingest rebuilds it as before."""
@@ -556,8 +592,12 @@ class Service:
             if stop.is_set():  # stopped part way: nothing is published
                 return
             # no await between the last look and publishing: an ingest from here on projects as usual
-            self._projection = _Projection(inventory, tuple(contracts), engines, applied)
-            await self._store_projection(whole=True)
+            self._projection = _Projection(inventory, tuple(contracts), engines, applied, position)
+            if store:
+                await self._store_projection(whole=True)
+            else:
+                for engine in engines.values():
+                    engine.drain_changed()
             log.info(
                 "projection built beside the loop",
                 extra={"events": applied, "seconds": round(monotonic() - began, 1)},
@@ -596,6 +636,7 @@ class Service:
             for engine in p.engines.values():
                 engine.replay(ordered)
             p.events += len(ordered)
+            p.position = await event_position(self.db)  # the count added up: no other writer in between
             await self._store_projection(whole=False)
         except Exception as exc:
             self._projection = None

@@ -426,23 +426,39 @@ async def test_serve_alone_reports_no_collector(tmp_path: Path) -> None:
 
 
 async def test_events_stored_by_another_process_reach_the_figures(tmp_path: Path) -> None:
-    """The API alone, while another process stores events: a projection left behind is rebuilt."""
+    """The API alone, while another process stores events: the next scrape applies the new rows to its
+    projection (no rebuild), and stores nothing (the other process stored its incidents); an event known
+    before what the projection applied cannot be applied in place: the projection is rebuilt, not stored."""
     async with live_api(tmp_path, with_live=False) as api:
         api.icmp.failing = {"CPE-3"}
         await api.step()
         m = samples((await api.client.get("/metrics")).text)
         assert m[key("slawatch_open_incidents", contract=DEFAULT_CONTRACT_ID, level="3")] == 1
         other = Service(api.service.db, confirmation=api.service.confirmation)  # another process's service
-        await other.ingest([("other:1", StateEvent(at=api.clock.now, node="CPE-1", state=NodeState.DOWN))], "api")
+        later = api.clock.now + timedelta(seconds=1)  # known after the projection's last instant
+        down = StateEvent(at=later, node="CPE-1", state=NodeState.DOWN, known_at=later)
+        await other.ingest([("other:1", down)], "api")
+        engines = api.service.projection_engines()
         before = api.service.projection_events()
         m = samples((await api.client.get("/metrics")).text)
-        assert api.service.projection_events() == before  # behind once: maybe an ingest in progress
-        assert m[key("slawatch_channels", area="T1", state="offline")] == 0
-        m = samples((await api.client.get("/metrics")).text)
-        assert api.service.projection_events() == before + 1  # still behind: rebuilt from the stored events
+        assert api.service.projection_events() == before + 1
+        assert api.service.projection_engines() == engines  # the same engines, caught up: no rebuild
         assert m[key("slawatch_channels", area="T1", state="offline")] == 6
         assert m[key("slawatch_open_incidents", contract=DEFAULT_CONTRACT_ID, level="3")] == 2
         assert m[key("slawatch_channels", area="T2", state="offline")] == 8
+        # known before what the engines applied (an import of an older log): rebuilt from the stored events
+        stored = await api.service.repo.load_incidents(DEFAULT_CONTRACT_ID)
+        early = api.clock.now - timedelta(hours=1)
+        await other.ingest([("other:2", StateEvent(at=early, node="CPE-2", state=NodeState.DOWN, known_at=early))], "x")
+        assert await api.service.repo.load_incidents(DEFAULT_CONTRACT_ID) != stored  # the other process stored it
+        stored = await api.service.repo.load_incidents(DEFAULT_CONTRACT_ID)
+        m = samples((await api.client.get("/metrics")).text)
+        assert api.service.projection_events() == before + 2
+        assert api.service.projection_engines() != engines  # rebuilt
+        rebuilt = api.service.projection_engines()
+        assert rebuilt is not None and any(i.scope == "CPE-2" for _c, e in rebuilt for i in e.incidents)
+        assert m[key("slawatch_channels", area="T1", state="offline")] == 6  # CPE-2 polled up since
+        assert await api.service.repo.load_incidents(DEFAULT_CONTRACT_ID) == stored  # the API stored nothing
 
 
 async def test_alert_outbox_probe_and_http_metrics(lab: LiveApi) -> None:
