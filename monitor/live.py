@@ -216,6 +216,31 @@ class _Tracked:
     icmp: dict[str, ProbeResult] = field(default_factory=dict)
     snmp_available: dict[str, bool] = field(default_factory=dict)
     refused: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, node) -> why
+    answered: AnswerLog = field(default_factory=lambda: AnswerLog())
+
+
+class AnswerLog:
+    """The nodes that got an ICMP verdict, in the order they got it, for readers that want only what is new
+    since they last looked (the RTT histogram of ``/metrics``: a scrape reads the answers of the last 15 s, not
+    every node's). Bounded: past ``keep`` entries the older half is dropped; a reader that fell that far behind
+    gets what is kept."""
+
+    def __init__(self, keep: int = 1_000_000) -> None:
+        self.keep = keep
+        self._nodes: list[str] = []
+        self._base = 0  # the mark of _nodes[0]
+
+    def add(self, node: str) -> None:
+        self._nodes.append(node)
+        if len(self._nodes) > self.keep:
+            drop = len(self._nodes) // 2
+            del self._nodes[:drop]
+            self._base += drop
+
+    def since(self, mark: int) -> tuple[int, list[str]]:
+        """The nodes answered after ``mark`` (0: everything kept), and the mark to pass next time."""
+        start = max(0, mark - self._base)
+        return self._base + len(self._nodes), self._nodes[start:]
 
 
 class LiveService:
@@ -252,6 +277,7 @@ class LiveService:
         self.tracked = _Tracked()
         self.timeline: dict[str, deque[NodeFact]] = {}
         self.probes: Counter[tuple[str, str]] = Counter()  # (kind, node) -> probes made
+        self.probes_by_kind: Counter[str] = Counter()  # kind -> probes made (what /metrics exports)
         self.fact_counts: Counter[FactKind] = Counter()  # facts recorded since start, by kind (never dropped)
         self.started_at: datetime | None = None
         self.last_cycle: CycleReport | None = None
@@ -469,6 +495,7 @@ class LiveService:
                 t.icmp[node.id] = r
                 t.blind.verdict(node.id, at)
                 t.last_result[node.id] = at
+                t.answered.add(node.id)
                 polls.append(PollEvent(at=at, node=node.id, ok=r.ok, rtt_ms=r.rtt_ms, loss=r.loss))
         # store (I/O): one batch, unknown first (the service interrupts their runs), then the polls
         confirmed = 0
@@ -576,10 +603,13 @@ class LiveService:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._prepared)
         results = await prober.probe(nodes)
+        made = 0
         for node in nodes:
             r = results.get(node.id)
             if r is not None and not r.refused:
                 self.probes[(kind, node.id)] += 1
+                made += 1
+        self.probes_by_kind[kind] += made
         return results
 
     def _refused(self, node: Node, result: ProbeResult) -> None:

@@ -158,6 +158,7 @@ class RttHistogram:
         self.counts: dict[str, list[int]] = {}  # area -> count per bucket (not cumulative), +Inf last
         self.sums: dict[str, float] = {}
         self._seen: dict[str, datetime] = {}  # node -> time of the answer observed last
+        self._mark = 0  # how far the live service's answer log has been read
 
     def observe(self, area: str, seconds: float) -> None:
         counts = self.counts.setdefault(area, [0] * (len(self.buckets) + 1))
@@ -166,9 +167,14 @@ class RttHistogram:
         self.sums[area] = self.sums.get(area, 0.0) + seconds
 
     def observe_live(self, live: LiveService, inventory: Inventory, nodes: Iterable[str]) -> None:
-        """Observe every node's answer newer than the one observed last (answers the live loop keeps)."""
+        """Observe each of ``nodes`` whose answer is newer than the one observed last: only those answered since
+        the previous scrape are looked at (the live service's answer log), not every node."""
         t = live.tracked
-        for node_id in nodes:
+        polled = nodes if isinstance(nodes, set | frozenset) else set(nodes)
+        self._mark, answered = t.answered.since(self._mark)
+        for node_id in dict.fromkeys(answered):
+            if node_id not in polled:
+                continue
             at = t.last_result.get(node_id)
             if at is None or self._seen.get(node_id) == at:
                 continue
@@ -192,12 +198,36 @@ class RttHistogram:
 
 
 @dataclass(slots=True)
+class Baselines:
+    """The polled targets' count by kind and the channels' :class:`AreaBaseline`, kept between scrapes for one
+    inventory object and one targets list (the live scheduler keeps that list until the inventory changes or a
+    commissioning time passes), so that a scrape counts only what is not up."""
+
+    inventory: Inventory | None = None
+    targets: Sequence[str] | None = None
+    kinds: Counter[str] = field(default_factory=Counter)
+    members: frozenset[str] = frozenset()
+    area: AreaBaseline | None = None
+
+    def get(
+        self, inventory: Inventory, targets: Sequence[str], now: datetime
+    ) -> tuple[Counter[str], frozenset[str], AreaBaseline]:
+        if self.area is None or inventory is not self.inventory or targets is not self.targets:
+            self.inventory, self.targets = inventory, targets
+            self.kinds = Counter(str(inventory[n].kind) for n in targets)
+            self.members = frozenset(targets)
+            self.area = area_baseline(inventory, now)
+        return self.kinds, self.members, self.area
+
+
+@dataclass(slots=True)
 class MetricsState:
     """What the metrics keep between scrapes: the month-to-date tracker of each contract (valid while the
     service keeps the same engine and the month lasts) and the RTT histogram. ``rebuild_after_s``: how often at
     most a projection that missed events stored by another process is rebuilt (see :func:`_engines`)."""
 
     rtt: RttHistogram = field(default_factory=RttHistogram)
+    baselines: Baselines = field(default_factory=Baselines)
     trackers: dict[str, MonthToDate] = field(default_factory=dict)
     rebuild_after_s: float = REBUILD_AFTER_S
     last_rebuild: float | None = None  # time.monotonic() of the last rebuild asked by a scrape
@@ -263,6 +293,7 @@ class SlawatchCollector(Collector):
         outbox: OutboxStats | None = None,
         outbox_wired: bool = False,
         rtt: RttHistogram | None = None,
+        baselines: Baselines | None = None,
     ) -> None:
         self.live = live
         self.stored = stored
@@ -272,6 +303,7 @@ class SlawatchCollector(Collector):
         self.outbox = outbox
         self.outbox_wired = outbox_wired or outbox is not None
         self.rtt = rtt
+        self.baselines = baselines if baselines is not None else Baselines()
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are checked at collection; nothing is collected at registration
@@ -286,9 +318,7 @@ class SlawatchCollector(Collector):
             now = live.clock()
             if live.inventory is not None:
                 yield from self._nodes_and_channels(live, live.inventory, now)
-            sent: Counter[str] = Counter()
-            for (kind, _node), n in live.probes.items():
-                sent[kind] += n
+            sent = live.probes_by_kind
             probes_family = CounterMetricFamily("slawatch_probes", "Probes sent since start, by kind", labels=["kind"])
             for kind in sorted({*KINDS, *sent}):
                 probes_family.add_metric([kind], sent[kind])
@@ -365,24 +395,29 @@ class SlawatchCollector(Collector):
 
     def _nodes_and_channels(self, live: LiveService, inventory: Inventory, now: datetime) -> Iterator[Metric]:
         states = live.states
-        polled = Scheduler.targets(inventory, now)[ICMP]
-        by_kind: Counter[tuple[str, str]] = Counter()
-        kinds: set[str] = set()
+        scheduler = live.scheduler
+        polled = (
+            scheduler.current_targets(inventory, now) if scheduler is not None else Scheduler.targets(inventory, now)
+        )[ICMP]
+        kinds, members, area = self.baselines.get(inventory, polled, now)
+        failing = not_up(states)
         up = NodeState.UP
-        for node_id in polled:  # StrEnum members as keys: equal to (and hashed as) their values
-            kind: str = inventory[node_id].kind
-            kinds.add(kind)
-            by_kind[(kind, states.get(node_id, up))] += 1
+        by_kind: Counter[tuple[str, str]] = Counter({(kind, up.value): n for kind, n in kinds.items()})
+        for node_id in failing:  # from the baseline (every polled node up), only what is not up moves
+            if node_id in members:
+                kind = str(inventory[node_id].kind)
+                by_kind[(kind, up.value)] -= 1
+                by_kind[(kind, states[node_id].value)] += 1
         nodes = GaugeMetricFamily(
             "slawatch_nodes", "Polled active nodes by kind and confirmed state", labels=["kind", "state"]
         )
         for kind in sorted(kinds):
             for state in NODE_STATES:
-                nodes.add_metric([str(kind), state], by_kind[(kind, state)])
+                nodes.add_metric([kind, state], by_kind[(kind, state)])
         yield nodes
-        yield self._channels_family(channel_states_by_area(inventory, states, now))
+        yield self._channels_family(channel_states_by_area(inventory, states, now, area, failing))
         if self.rtt is not None:
-            self.rtt.observe_live(live, inventory, polled)
+            self.rtt.observe_live(live, inventory, members)
 
     @staticmethod
     def _channels_family(by_area: Counter[tuple[str, str]]) -> Metric:
@@ -502,31 +537,61 @@ class SlawatchCollector(Collector):
             )
 
 
+@dataclass(frozen=True, slots=True)
+class AreaBaseline:
+    """Channels by (area, online|inactive) as if every node were up, and each channel node's (area, channels,
+    active) at a time: what a scrape would otherwise count over every channel (100,000 at a province). Valid
+    while the inventory is the same object and no commissioning or decommissioning time passes."""
+
+    counts: Counter[tuple[str, str]]
+    nodes: Mapping[str, tuple[str, int, bool]]
+
+
+def area_baseline(inventory: Inventory, now: datetime) -> AreaBaseline:
+    online, inactive = ChannelState.ONLINE.value, ChannelState.INACTIVE.value
+    counts: Counter[tuple[str, str]] = Counter()
+    nodes: dict[str, tuple[str, int, bool]] = {}
+    for node in inventory.nodes():
+        if not node.channels:
+            continue
+        area, active = inventory.area_of(node.id), node.active_at(now)
+        nodes[node.id] = (area, node.channels, active)
+        counts[(area, online if active else inactive)] += node.channels
+    return AreaBaseline(counts, nodes)
+
+
+def not_up(states: Mapping[str, NodeState]) -> list[str]:
+    """The nodes whose confirmed state is not up (few, in a network mostly up)."""
+    up = NodeState.UP
+    return [n for n, state in states.items() if state is not up]
+
+
 def channel_states_by_area(
-    inventory: Inventory, states: Mapping[str, NodeState], now: datetime
+    inventory: Inventory,
+    states: Mapping[str, NodeState],
+    now: datetime,
+    baseline: AreaBaseline | None = None,
+    failing: Sequence[str] | None = None,
 ) -> Counter[tuple[str, str]]:
     """Channels by (area, state) at ``now`` by SPEC §2's rule (:func:`monitor.channels.channel_state`).
 
-    Only the channels under a node that is not up walk their path: the others are online when their node is
-    active, else inactive (a network mostly up costs one pass over the channels)."""
-    out: Counter[tuple[str, str]] = Counter()
-    walk: set[int] = set()
-    for node_id, node_state in states.items():
-        if node_state is not NodeState.UP and node_id in inventory:
-            walk.update(inventory.channels_under[node_id])
+    Starts from the ``baseline`` (every node up: each channel online when its node is active, else inactive;
+    made here when not given) and decides again only the channels under a node that is not up (``failing``:
+    those nodes, when the caller has them), so a scrape costs what is broken, not the size of the network."""
+    base = baseline or area_baseline(inventory, now)
+    out = Counter(base.counts)
     online, inactive = ChannelState.ONLINE.value, ChannelState.INACTIVE.value
-    decided: dict[str, tuple[str, str]] = {}  # channel node -> (area, state) (an NVR's channels share it)
-    for channel in inventory.channels:
-        node_id = channel.node
-        found = decided.get(node_id)
-        if found is None:
-            if channel.position in walk:
-                decided_state = channel_state(inventory, node_id, states, now)[0].value
-            else:
-                decided_state = online if inventory[node_id].active_at(now) else inactive
-            found = decided[node_id] = (inventory.area_of(node_id), decided_state)
-        out[found] += 1
-    return out
+    affected: set[str] = set()
+    channels = inventory.channels
+    for node_id in not_up(states) if failing is None else failing:
+        if node_id in inventory:
+            affected.update(channels[pos].node for pos in inventory.channels_under[node_id])
+    for node_id in affected:
+        area, n, active = base.nodes[node_id]
+        decided = channel_state(inventory, node_id, states, now)[0].value
+        out[(area, online if active else inactive)] -= n
+        out[(area, decided)] += n
+    return +out
 
 
 def _engine_channels_by_area(engines: Sequence[tuple[Contract, Engine]]) -> Counter[tuple[str, str]]:
@@ -554,6 +619,7 @@ def build_registry(
     outbox: OutboxStats | None = None,
     outbox_wired: bool = False,
     rtt: RttHistogram | None = None,
+    baselines: Baselines | None = None,
 ) -> CollectorRegistry:
     """A NEW registry (never the global one) holding a :class:`SlawatchCollector` over what it is given."""
     registry = CollectorRegistry(auto_describe=False)
@@ -567,6 +633,7 @@ def build_registry(
             outbox=outbox,
             outbox_wired=outbox_wired,
             rtt=rtt,
+            baselines=baselines,
         )
     )
     return registry
@@ -647,5 +714,6 @@ async def scrape(
         outbox=outbox_stats,
         outbox_wired=outbox is not None,
         rtt=state.rtt,
+        baselines=state.baselines,
     )
     return generate_latest(registry) + b"".join(generate_latest(r) for r in extra)

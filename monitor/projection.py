@@ -188,12 +188,16 @@ class MonthToDate:
         """The verdicts that can differ from "scored from its start": incidents with an exclusion step, and
         those that started inside some maintenance window's time (their cover is checked by
         :func:`~monitor.assessment.verdict`)."""
-        ranges = _merge((w.start, w.end) for w in maintenance.windows)
+        ranges = _merge((w.start, w.end) for w in maintenance.windows)  # sorted, disjoint
+        starts = [a for a, _ in ranges]
         out: dict[str, Verdict] = {}
         for incident in self.engine.incidents:
-            planned = bool(ranges) and any(a <= incident.start < b for a, b in ranges)
-            if not incident.exclusion and not planned:
-                continue
+            if not incident.exclusion:
+                if not ranges:
+                    continue
+                i = bisect.bisect_right(starts, incident.start) - 1  # the one range that may hold its start
+                if i < 0 or not incident.start < ranges[i][1]:
+                    continue
             view = incident.view(self.inventory, self.policy.level_for(incident.peak))
             out[incident.id] = verdict(self.inventory, view, maintenance, now)
         return out

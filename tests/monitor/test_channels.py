@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor.channels import ChannelState, channel_state
 from monitor.events import NodeState
 from monitor.inventory import Inventory, Node, NodeKind
-from monitor.metrics import channel_states_by_area
+from monitor.metrics import area_baseline, channel_states_by_area
+from monitor.sample import sample_inventory
 from monitor.status import channel_states
 from tests.monitor.builders import down, engine, t, tree, unknown, up
 
@@ -35,6 +38,13 @@ def network() -> Inventory:
 
 
 INV = network()
+SAMPLE = Inventory(
+    [  # the sample network, with a camera commissioned at 12:00 and one decommissioned at 09:00 (day of t())
+        *sample_inventory().nodes(),
+        Node("CAM-LATE", NodeKind.CAMERA, parent="CPE-0001", channels=1, commissioned=t(12)),
+        Node("CAM-GONE", NodeKind.CAMERA, parent="CPE-0002", channels=1, decommissioned=t(9)),
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -111,3 +121,25 @@ def test_agrees_with_the_engines_channel_states() -> None:
             assert eng.state[ch.position].value == want.value, (event, ch.label)
             seen.add(want)
     assert seen == {OFF, BLIND, ON}  # every state the path can give an active channel was exercised
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from([DOWN, UNK, UP])), max_size=40),
+    hour=st.sampled_from([8, 10, 13]),
+)
+def test_the_metrics_baseline_counts_what_every_channel_counted_one_by_one(
+    picks: list[tuple[int, NodeState]], hour: int
+) -> None:
+    """``/metrics`` starts from a baseline (every node up) and decides again only what is under a node that is
+    not up; over the sample network with any nodes down or unknown, at times around commissioning dates, that
+    is each channel's own state by the rule, counted by area."""
+    ids = list(SAMPLE)
+    states = {ids[i % len(ids)]: state for i, state in picks}
+    now = t(hour)
+    want: Counter[tuple[str, str]] = Counter()
+    for channel in SAMPLE.channels:
+        want[(SAMPLE.area_of(channel.node), channel_state(SAMPLE, channel.node, states, now)[0].value)] += 1
+    baseline = area_baseline(SAMPLE, now)
+    assert channel_states_by_area(SAMPLE, states, now, baseline) == want
+    assert channel_states_by_area(SAMPLE, states, now) == want
