@@ -7,6 +7,7 @@ on shutdown; an injected service belongs to the caller and is left open.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,7 @@ from api.routers import (
     tokens,
 )
 from api.routers.metrics import install_http_metrics
+from monitor.heap import Heap
 from monitor.runtime import open_service
 from monitor.service import REBUILD_BEHIND_AFTER, Service
 from monitor.settings import Settings
@@ -60,14 +62,26 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             # A long history: the incident projection (open incidents, month-to-date metrics) is built in a
             # worker thread from the start, so no request waits for a 20 s replay at 100,000 channels.
             opened.rebuild_behind_after = REBUILD_BEHIND_AFTER
+            settling: asyncio.Task[None] | None = None
             if await opened.repo.count_events() > REBUILD_BEHIND_AFTER:
                 opened.build_projection_beside(store=False)  # read side: the ingesting process stores it
+
+                heap = Heap()
+
+                async def settle() -> None:  # the built projection out of the collector's walks (monitor.heap)
+                    await opened.wait_projection()
+                    heap.settle("projection built")
+
+                settling = asyncio.create_task(settle(), name="slawatch-heap")
             # Whether another process imported an inventory is asked at most this often (summing over every
             # node row costs 50 ms at 100,000 nodes: not once per request).
             opened.inventory_check_s = max(opened.inventory_check_s, INVENTORY_CHECK_S)
             try:
                 yield
             finally:
+                if settling is not None:
+                    settling.cancel()
+                    heap.release()
                 await opened.stop_projection_build()
                 app.state.service = None
 

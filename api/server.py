@@ -17,6 +17,7 @@ from typing import Any
 
 from collectors.probers import Prober
 from monitor.errors import SlawatchError
+from monitor.heap import Heap
 from monitor.live import LiveService, LiveSettings
 from monitor.runtime import open_service
 from monitor.service import Service
@@ -77,7 +78,7 @@ async def run_live(
     installed: list[signal.Signals] = []
     async with open_service(settings) as service:
         try:
-            runner = LiveService(service, live, probers=probers)
+            runner = LiveService(service, live, probers=probers, heap=Heap())
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
                     loop.add_signal_handler(sig, stop.set)

@@ -55,6 +55,7 @@ from collectors.probers import (
 from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSettings
 from monitor.errors import EventError, SlawatchError
 from monitor.events import Event, NodeState, PollEvent, StateEvent
+from monitor.heap import Heap
 from monitor.inventory import Inventory, Node, NodeKind
 from monitor.service import REBUILD_BEHIND_AFTER, Service
 from monitor.settings import Settings
@@ -255,8 +256,12 @@ class LiveService:
         *,
         probers: Mapping[str, Prober] | None = None,
         clock: Callable[[], datetime] | None = None,
+        heap: Heap | None = None,
     ) -> None:
         self.service = service
+        # When the garbage collector runs (monitor.heap): settled after start-up and after the projection is
+        # built, frozen after every cycle. None: Python's defaults (tests, embedding).
+        self.heap = heap
         self.db: Database = service.db
         self.live = live or LiveSettings()
         # the service's ingest asks whether the stored inventory changed no more often than the loop reloads it
@@ -407,6 +412,10 @@ class LiveService:
         """Start, run cycles every ``tick_s`` until ``stop`` is set (or the task is cancelled), stop."""
         await self.start()
         loop = asyncio.get_running_loop()
+        heap = self.heap
+        building = self.service.projection_building()
+        if heap is not None:
+            heap.settle("start")
         try:
             while not stop.is_set():
                 began = loop.time()
@@ -414,10 +423,18 @@ class LiveService:
                     await self.cycle()
                 except (SlawatchError, CollectorError) as exc:
                     log.error("live cycle failed", extra={"error": str(exc), "error_type": type(exc).__name__})
+                if heap is not None:
+                    if building and not self.service.projection_building():
+                        building = False
+                        heap.settle("projection built")
+                    else:
+                        heap.after_cycle()
                 delay = max(0.0, self.live.tick_s - (loop.time() - began))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         finally:
+            if heap is not None:
+                heap.release()
             await self.stop()
 
     # ------------------------------------------------------------------ one cycle

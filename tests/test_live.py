@@ -15,6 +15,7 @@ fail instead. Run them as root::
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -507,8 +508,10 @@ async def test_restart_leaves_a_blind_gap_not_an_outage(
     first = asyncio.create_task(run_live(settings, FAST, serve_api=False, stop=stop))
     await wait_for(all_up, 10, "every node up in the first run")
     first_up_at = now()
+    assert gc.get_freeze_count() > 0  # `slawatch run` freezes what survives its cycles (monitor.heap)...
     stop.set()
     await first
+    assert gc.get_freeze_count() == 0  # ...and gives the defaults back when it stops
     stopped_at = now()
     beat = await read_heartbeat(observer)
     assert beat is not None and not beat.running
