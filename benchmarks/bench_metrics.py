@@ -1,9 +1,10 @@
 """Time a Prometheus scrape at the sample size; print the figures (no assertion on time).
 
-    python benchmarks/bench_metrics.py [--days 24] [--scrapes 20] [--database-url URL]
+    python benchmarks/bench_metrics.py [--days 24] [--scrapes 20] [--database-url URL] [--scale K]
 
-The sample network (593 circuits, ~3,000 channels) on SQLite in a temp dir, the generated month 2026-10
-replayed through the service up to ``--days`` (so the incident projection holds those days), then:
+The sample network (593 circuits, ~3,000 channels; ``--scale 33``: 100,000) on SQLite in a temp dir, the
+generated month 2026-10 replayed through the service up to ``--days`` (so the incident projection holds those
+days), then:
 
 1. ``slawatch serve``'s scrape (no live loop): the first one builds the month-to-date trackers (and, in a
    freshly started process, the incident projection: a replay of every stored event), the next ones only
@@ -76,11 +77,11 @@ async def timed(label: str, n: int, once: object) -> None:
     )
 
 
-async def run(days: int, scrapes: int, url: str | None) -> None:
-    inventory = sample_inventory()
+async def run(days: int, scrapes: int, url: str | None, scale: int = 1) -> None:
+    inventory = sample_inventory(scale=scale)
     month = Month.parse("2026-10", DEFAULT_POLICY)
     cut = month.start + timedelta(days=days)
-    events = [parse_event(e) for e in month_events(inventory, month.start)]
+    events = [parse_event(e) for e in month_events(inventory, month.start, scale=scale)]
     located = [(f"sample:{i}", e) for i, e in enumerate(events) if e.known < cut]
     clock = Clock(cut)
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,8 +175,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=24, help="days of the sample month replayed (default 24)")
     parser.add_argument("--scrapes", type=int, default=20, help="scrapes per figure (default 20)")
     parser.add_argument("--database-url", default=None, help="SQLAlchemy async URL (default: SQLite in a temp dir)")
+    parser.add_argument("--scale", type=int, default=1, help="the sample network times K (default 1)")
     args = parser.parse_args()
-    asyncio.run(run(args.days, args.scrapes, args.database_url))
+    asyncio.run(run(args.days, args.scrapes, args.database_url, args.scale))
 
 
 if __name__ == "__main__":
