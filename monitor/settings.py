@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         " is at most this old (s); 0: always computed (monitor.report_cache)",
     )
     report_cache_entries: int = Field(
-        default=2, ge=0, description="computed month reports kept in memory (each ~0.3 GB at 100,000 channels)"
+        default=2, ge=0, description="computed month reports kept in memory (each ~0.4 GB at 100,000 channels)"
     )
     log_level: str = Field(default="INFO")
 

@@ -77,3 +77,25 @@ async def test_a_projection_that_cannot_be_stored_is_rebuilt_by_the_next_ingest(
         "CAM-0002-2",
         "CAM-0002-3",
     ]
+
+
+async def test_a_reader_catches_up_on_a_few_events_and_leaves_many_to_a_rebuild(
+    service: Service, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``slawatch serve`` beside a collector: what the collector stored since is applied to the reader's
+    projection when it is a few rows; above CATCH_UP_MAX_EVENTS (a collector's start stores one per node) the
+    reader is told to rebuild beside its loop instead of parsing them on it."""
+    import monitor.service
+
+    await service.ingest(states((0, "CPE-0001", "down")), "test")
+    other = Service(db, clock=lambda: NOW)  # the collector's process
+    await other.ingest(states((60, "CPE-0001", "up"), (120, "CPE-0002", "down")), "test")
+    monkeypatch.setattr(monitor.service, "CATCH_UP_MAX_EVENTS", 1)
+    assert await service.catch_up_projection() is False
+    monkeypatch.setattr(monitor.service, "CATCH_UP_MAX_EVENTS", 5000)
+    assert await service.catch_up_projection() is True
+    assert service.projection_events() == await service.repo.count_events() == 3
+    engines = service.projection_engines()
+    assert engines is not None
+    (_contract, engine), = engines
+    assert [(i.scope, i.end is None) for i in engine.incidents] == [("CPE-0001", False), ("CPE-0002", True)]
