@@ -152,7 +152,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration per route and connection count")
     parser.add_argument("--connections", type=int, action="append", help="wrk connections (default 1 and 4)")
     parser.add_argument("--live", action="store_true", help="slawatch run (live loop + API) on the lab; root")
-    parser.add_argument("--warmup", type=float, default=60.0, help="seconds of live loop before measuring")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds after start before measuring (60 with --live, else 0)"
+    )
     parser.add_argument(
         "--split",
         action="store_true",
@@ -212,8 +214,7 @@ def main() -> None:
                     if server.poll() is not None:
                         raise SystemExit((Path(tmp) / "serve.log").read_text()[-3000:]) from None
                     time.sleep(0.5)
-            if args.live:
-                time.sleep(args.warmup)
+            time.sleep(args.warmup if args.warmup is not None else 60.0 if args.live else 0.0)
             routes = [
                 ("node status", f"/api/v1/nodes/{node}"),
                 ("incident list", "/api/v1/incidents"),
