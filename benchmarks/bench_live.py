@@ -63,6 +63,7 @@ from typing import Any
 
 from monitor.assessment import Month
 from monitor.events import NodeState, StateEvent, parse_event
+from monitor.heap import Heap
 from monitor.inventory import Inventory
 from monitor.inventory_io import dump_inventory
 from monitor.live import LiveService, LiveSettings
@@ -271,7 +272,7 @@ async def measure(interval: float, minutes: float, url: str, inventory: Inventor
             cmd = [sys.executable, __file__, "--scale", str(scale), "--prepare-db", url]
             subprocess.run([*cmd, *([] if history else ["--no-history"])], check=True)
         service = Service(db)
-        live = LiveService(service, settings)
+        live = LiveService(service, settings, heap=Heap())  # as `slawatch run` (api.server.run_live) builds it
         watch = Watch(interval)
         watch.wrap(live)
         port = free_port()
