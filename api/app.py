@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
                 async def settle() -> None:  # the built projection out of the collector's walks (monitor.heap)
                     await opened.wait_projection()
-                    heap.settle("projection built")
+                    heap.freeze()
 
                 settling = asyncio.create_task(settle(), name="slawatch-heap")
             # Whether another process imported an inventory is asked at most this often (summing over every

@@ -6,14 +6,14 @@ walk every tracked object, and they run on the event loop's thread: measured at 
 objects), each one held the loop for 1.4-1.6 s, several times in the first minutes and every few minutes
 after; with the long-lived heap frozen they took 140-200 ms, and with it frozen after every cycle a few ms.
 
-* :meth:`Heap.settle` (after start-up, and after the incident projection is built): one full collection, then
+* :meth:`Heap.freeze` (at start, after the incident projection is built): collects the young generations and
   :func:`gc.freeze` moves everything alive out of the collector's sight (still freed by reference counting
-  when dropped).
-* :meth:`Heap.after_cycle` (after each live cycle): collects the young generations (what the cycle made and
-  dropped in reference cycles) and freezes the survivors, so the generations the collector walks stay the size
-  of one cycle's work. Objects frozen while part of a garbage cycle would never be freed: once every
-  ``full_every_s`` (an hour) everything is unfrozen and collected in full, one pause of about a second and a
-  half at 100,000 nodes, then frozen again.
+  when dropped). It costs what the young generations hold, not the heap: no pause at start-up.
+* :meth:`Heap.after_cycle` (after each live cycle): the same, so the generations the collector walks stay the
+  size of one cycle's work. Objects frozen while part of a garbage cycle would never be freed: once every
+  ``full_every_s`` (an hour) :meth:`Heap.settle` unfreezes everything and collects in full (one pause of about
+  a second and a half at 100,000 nodes), then freezes again.
+* :meth:`Heap.release` gives Python's defaults back (the loop stopped).
 
 Nothing here changes what is computed; only when the collector runs. Durations are seconds.
 """
@@ -56,10 +56,14 @@ class Heap:
         """Back to Python's defaults (the loop stopped): everything frozen is unfrozen, collected as usual."""
         gc.unfreeze()
 
+    def freeze(self) -> None:
+        """Collect the young generations, then freeze everything alive."""
+        gc.collect(1)
+        gc.freeze()
+
     def after_cycle(self) -> None:
         """Collect the young generations and freeze what survived; in full once every ``full_every_s``."""
         if self._clock() - self._last_full >= self.full_every_s:
             self.settle("periodic")
             return
-        gc.collect(1)
-        gc.freeze()
+        self.freeze()

@@ -259,8 +259,8 @@ class LiveService:
         heap: Heap | None = None,
     ) -> None:
         self.service = service
-        # When the garbage collector runs (monitor.heap): settled after start-up and after the projection is
-        # built, frozen after every cycle. None: Python's defaults (tests, embedding).
+        # When the garbage collector runs (monitor.heap): what is alive is frozen at start and after every
+        # cycle, a full collection hourly. None: Python's defaults (tests, embedding).
         self.heap = heap
         self.db: Database = service.db
         self.live = live or LiveSettings()
@@ -413,9 +413,8 @@ class LiveService:
         await self.start()
         loop = asyncio.get_running_loop()
         heap = self.heap
-        building = self.service.projection_building()
         if heap is not None:
-            heap.settle("start")
+            heap.freeze()
         try:
             while not stop.is_set():
                 began = loop.time()
@@ -423,12 +422,8 @@ class LiveService:
                     await self.cycle()
                 except (SlawatchError, CollectorError) as exc:
                     log.error("live cycle failed", extra={"error": str(exc), "error_type": type(exc).__name__})
-                if heap is not None:
-                    if building and not self.service.projection_building():
-                        building = False
-                        heap.settle("projection built")
-                    else:
-                        heap.after_cycle()
+                if heap is not None:  # a projection built beside the loop is frozen with the rest here
+                    heap.after_cycle()
                 delay = max(0.0, self.live.tick_s - (loop.time() - began))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
