@@ -231,7 +231,6 @@ class MetricsState:
     trackers: dict[str, MonthToDate] = field(default_factory=dict)
     rebuild_after_s: float = REBUILD_AFTER_S
     last_rebuild: float | None = None  # time.monotonic() of the last rebuild asked by a scrape
-    behind: int | None = None  # events applied by a projection found behind the stored ones at the last scrape
 
     def figures(self, engines: Sequence[tuple[Contract, Engine]], now: datetime) -> list[ContractFigures]:
         out: list[ContractFigures] = []
@@ -656,7 +655,6 @@ async def _engines(
     try:
         if engines is not None:
             if in_process or await service.catch_up_projection():
-                state.behind = None
                 return service.projection_engines() or engines
             if service.projection_building():
                 return engines
@@ -664,7 +662,6 @@ async def _engines(
             if last is not None and time.monotonic() - last < state.rebuild_after_s:
                 return engines  # behind: rebuilt by a later scrape
         state.last_rebuild = time.monotonic()
-        state.behind = None
         threshold = service.rebuild_behind_after
         if threshold is not None and await service.repo.count_events() > threshold:
             service.build_projection_beside(store=False)  # a long history: the loop stays free
