@@ -255,6 +255,7 @@ class Service:
         self.rebuild_behind_after: int | None = None
         self._rebuilding: asyncio.Task[None] | None = None
         self._stop_build = threading.Event()  # set: the build beside the loop stops after its current chunk
+        self._store_build = True  # the build beside the loop stores what it built
         self._store_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ inventory and contracts
@@ -351,7 +352,7 @@ class Service:
                 count, top = await events_after(self.db, position)
                 cache.seq = top if count == len(inserted) else None  # another writer too: reload next time
             if self._rebuilding is not None:
-                pass  # the projection being built applies them when it has caught up
+                self._store_build = True  # it applies them when it has caught up, and stores what they changed
             elif (
                 self._projection is None
                 and self.rebuild_behind_after is not None
@@ -509,11 +510,14 @@ class Service:
         """Start building every contract's incident projection from the stored events with the parsing and the
         replay in a worker thread (the event loop stays free), unless one is being built already. The current
         projection (if any) keeps being served until the new one replaces it; ingests meanwhile store their
-        events and leave them to the build. ``store``: as for :meth:`rebuild`. True when a build was started."""
+        events and leave them to the build. ``store``: as for :meth:`rebuild`; a read-only build stores all the
+        same when this process ingests events while it runs (their incidents are its own to store). True when a
+        build was started."""
         if self._rebuilding is not None:
             return False
         self._stop_build = threading.Event()
-        self._rebuilding = asyncio.create_task(self._rebuild_behind(store=store), name="slawatch-projection")
+        self._store_build = store
+        self._rebuilding = asyncio.create_task(self._rebuild_behind(), name="slawatch-projection")
         return True
 
     async def catch_up_projection(self) -> bool:
@@ -565,7 +569,7 @@ class Service:
         if task is not None:
             await asyncio.shield(task)
 
-    async def _rebuild_behind(self, *, store: bool = True) -> None:
+    async def _rebuild_behind(self) -> None:
         """Build the projection from the stored events with the parsing and the replay in a worker thread, then
         apply what was stored meanwhile (ingests leave their events to it), and publish it. On failure, none is
         published: the next ingest rebuilds it as before."""
@@ -596,7 +600,7 @@ class Service:
                 return
             # no await between the last look and publishing: an ingest from here on projects as usual
             self._projection = _Projection(inventory, tuple(contracts), engines, applied, position)
-            if store:
+            if self._store_build:  # asked to, or this process ingested events meanwhile: they are its to store
                 await self._store_projection(whole=True)
             else:
                 for engine in engines.values():

@@ -17,7 +17,7 @@ import pytest
 
 from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSettings, phase
 from monitor.assessment import Month
-from monitor.events import NodeState, parse_event
+from monitor.events import NodeState, StateEvent, parse_event
 from monitor.inventory import Inventory
 from monitor.policy import DEFAULT_POLICY
 from monitor.sample import sample_inventory
@@ -332,3 +332,31 @@ async def test_a_scrape_with_a_long_history_builds_the_projection_beside_the_loo
     assert stopped.build_projection_beside() and not stopped.build_projection_beside()  # one at a time
     await stopped.stop_projection_build()
     assert not stopped.projection_building() and stopped.projection_engines() is None  # nothing published
+
+
+async def test_a_read_only_build_stores_what_this_process_ingested_meanwhile(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``slawatch serve`` starts a read-only projection build (the collector stores its own); an acknowledgement
+    or a state posted to this API while it runs is this process's to store: the build stores it when done."""
+    import monitor.service
+
+    monkeypatch.setattr(monitor.service, "_CHUNK", 50)
+    monkeypatch.setattr(monitor.service, "_PAUSE_S", 0.01)
+    inventory = sample_inventory()
+    month = Month.parse("2026-10", DEFAULT_POLICY)
+    events = [parse_event(e) for e in month_events(inventory, month.start, days=5)]
+    writer = Service(db)
+    await writer.import_inventory(inventory)
+    await writer.ingest([(f"m:{i}", e) for i, e in enumerate(events)], source="month")
+
+    serve = Service(db)
+    serve.rebuild_behind_after = 100
+    assert serve.build_projection_beside(store=False)
+    late = max(e.known for e in events) + timedelta(hours=1)
+    posted = StateEvent(at=late, node="CPE-0100", state=NodeState.DOWN, known_at=late)
+    await serve.ingest([("api:1", posted)], source="api")
+    assert serve.projection_building()
+    await serve.wait_projection()
+    stored = await db.repository().load_incidents("default")
+    assert any(i["scope"] == "CPE-0100" and i["start"] == late for i in stored)
