@@ -17,7 +17,7 @@ import pytest
 
 from collectors.scheduler import ICMP, KINDS, SNMP, Plan, Scheduler, ScheduleSettings, phase
 from monitor.assessment import Month
-from monitor.events import NodeState, StateEvent, parse_event
+from monitor.events import Event, NodeState, StateEvent, parse_event
 from monitor.inventory import Inventory
 from monitor.policy import DEFAULT_POLICY
 from monitor.sample import sample_inventory
@@ -298,23 +298,31 @@ async def test_a_projection_built_beside_the_loop_equals_one_built_inline(
         assert await db.repository().load_incidents(c1.id) == await db.repository().load_incidents(c2.id)
 
 
+async def stored_days(db: Database, monkeypatch: pytest.MonkeyPatch, month: Month, days: int) -> list[Event]:
+    """The sample network and ``days`` of its month stored by another process's service; builds beside the
+    loop made of many small chunks. Returns the events."""
+    import monitor.service
+
+    monkeypatch.setattr(monitor.service, "_CHUNK", 50)
+    monkeypatch.setattr(monitor.service, "_PAUSE_S", 0.01)
+    inventory = sample_inventory()
+    events = [parse_event(e) for e in month_events(inventory, month.start, days=days)]
+    writer = Service(db)
+    await writer.import_inventory(inventory)
+    await writer.ingest([(f"m:{i}", e) for i, e in enumerate(events)], source="month")
+    return events
+
+
 async def test_a_scrape_with_a_long_history_builds_the_projection_beside_the_loop(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``slawatch serve`` over a long history: the first ``/metrics`` does not replay the month on the event
     loop (20 s at 100,000 channels, every request waiting); it starts the build in a worker thread and goes out
     without the month's figures, and a later scrape has them. Shutting down stops a build in progress."""
-    import monitor.service
     from monitor.metrics import MetricsState, scrape
 
-    monkeypatch.setattr(monitor.service, "_CHUNK", 50)
-    monkeypatch.setattr(monitor.service, "_PAUSE_S", 0.01)
-    inventory = sample_inventory()
     month = Month.parse("2026-10", DEFAULT_POLICY)
-    events = [parse_event(e) for e in month_events(inventory, month.start, days=10)]
-    writer = Service(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest([(f"m:{i}", e) for i, e in enumerate(events)], source="month")
+    await stored_days(db, monkeypatch, month, 10)
 
     now = month.start + timedelta(days=10)
     serve = Service(db, clock=lambda: now)
@@ -339,17 +347,7 @@ async def test_a_read_only_build_stores_what_this_process_ingested_meanwhile(
 ) -> None:
     """``slawatch serve`` starts a read-only projection build (the collector stores its own); an acknowledgement
     or a state posted to this API while it runs is this process's to store: the build stores it when done."""
-    import monitor.service
-
-    monkeypatch.setattr(monitor.service, "_CHUNK", 50)
-    monkeypatch.setattr(monitor.service, "_PAUSE_S", 0.01)
-    inventory = sample_inventory()
-    month = Month.parse("2026-10", DEFAULT_POLICY)
-    events = [parse_event(e) for e in month_events(inventory, month.start, days=5)]
-    writer = Service(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest([(f"m:{i}", e) for i, e in enumerate(events)], source="month")
-
+    events = await stored_days(db, monkeypatch, Month.parse("2026-10", DEFAULT_POLICY), 5)
     serve = Service(db)
     serve.rebuild_behind_after = 100
     assert serve.build_projection_beside(store=False)
