@@ -432,22 +432,14 @@ class VersionInfo(BaseModel):
     superseded_by: int | None
 
 
-class SignedVersionInfo(BaseModel):
-    """A version just signed: its contract and month, then what :class:`VersionInfo` says (in that order)."""
-
+class _ContractMonth(BaseModel):
     contract: str
     month: str = Field(pattern=MONTH_PATTERN)
-    version: int = Field(ge=1)
-    as_of: Time
-    issued_at: Time
-    issued_by: str
-    policy_hash: str
-    last_event_seq: int | None
-    reason: str | None
-    signed: bool
-    signed_by: str | None
-    signed_at: Time | None
-    superseded_by: int | None
+
+
+class SignedVersionInfo(VersionInfo, _ContractMonth):
+    """A version just signed: its contract and month, then what :class:`VersionInfo` says (in that order:
+    pydantic takes the fields of the bases from the last one in the MRO to the first)."""
 
 
 class VersionList(BaseModel):

@@ -1,4 +1,4 @@
-"""Keyset pagination shared by the list routes (incidents, audit): opaque cursors and the one-extra-row page.
+"""Keyset pagination shared by the list routes (incidents, audit, inventory): opaque cursors and the one-extra-row page.
 
 A route asks its query for ``limit + 1`` rows; :func:`page` keeps ``limit`` of them and says whether more follow.
 A cursor is the route's own key, as bytes, in unpadded URL-safe base64; one the API did not give is a 422.
@@ -18,6 +18,24 @@ K = TypeVar("K")
 
 def encode_cursor(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def number_cursor(kind: str, n: int) -> str:
+    """A cursor naming position ``n`` (a non-negative integer) of a ``kind`` of list."""
+    return encode_cursor(f"{kind}:{n}".encode())
+
+
+def number_key(kind: str, digits: int) -> Callable[[bytes], int]:
+    """The parser of :func:`number_cursor`'s cursors of ``kind``: at most ``digits`` decimal digits."""
+
+    def parse(raw: bytes) -> int:
+        text = raw.decode("ascii")
+        named, _, n = text.partition(":")
+        if named != kind or not n.isdigit() or len(n) > digits:
+            raise ValueError(text)
+        return int(n)
+
+    return parse
 
 
 def decode_cursor(cursor: str, parse: Callable[[bytes], K]) -> K:

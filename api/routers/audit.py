@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from api.deps import Caller, ServiceDep, require
 from api.errors import ApiError
 from api.models import READ, AuditPage, problems
-from api.pagination import decode_cursor, encode_cursor, page
+from api.pagination import decode_cursor, number_cursor, number_key, page
 from monitor.errors import InputError
 from monitor.events import parse_time
 
@@ -25,18 +25,6 @@ router = APIRouter(tags=["audit"])
 Auditor = Annotated[Caller, Depends(require("assessor"))]
 Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 TimeQuery = Annotated[str | None, Query(max_length=64, json_schema_extra={"format": "date-time"})]
-
-
-def _cursor(seq: int) -> str:
-    return encode_cursor(f"audit:{seq}".encode())
-
-
-def _seq(raw: bytes) -> int:
-    text = raw.decode("ascii")
-    kind, _, seq = text.partition(":")
-    if kind != "audit" or not seq.isdigit() or len(seq) > 18:
-        raise ValueError(text)
-    return int(seq)
 
 
 @router.get(
@@ -68,10 +56,10 @@ async def audit(
         subject=subject,
         since=lo,
         until=hi,
-        after_seq=None if cursor is None else decode_cursor(cursor, _seq),
+        after_seq=None if cursor is None else decode_cursor(cursor, number_key("audit", 18)),
         limit=limit + 1,
     )
-    rows, next_cursor = page(rows, limit, lambda e: _cursor(e.seq))
+    rows, next_cursor = page(rows, limit, lambda e: number_cursor("audit", e.seq))
     return {
         "entries": [
             {

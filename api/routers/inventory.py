@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from api.deps import Caller, Principal, ServiceDep, require
 from api.errors import ApiError
 from api.models import READ, WRITE, InventoryImport, InventoryNodeDetail, InventoryPage, problems
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, number_cursor, number_key
 from monitor.contracts import contract_from_mapping
 from monitor.errors import ContractError
 from monitor.events import NodeState
@@ -97,18 +97,6 @@ def _node(
     }
 
 
-def _cursor(position: int) -> str:
-    return encode_cursor(f"inventory:{position}".encode())
-
-
-def _position(raw: bytes) -> int:
-    text = raw.decode("ascii")
-    kind, _, position = text.partition(":")
-    if kind != "inventory" or not position.isdigit() or len(position) > 9:
-        raise ValueError(text)
-    return int(position)
-
-
 @router.get(
     "/inventory",
     summary="The inventory, each node with its state",
@@ -128,7 +116,7 @@ async def list_inventory(
     if under is not None and under not in inventory:
         raise ApiError(422, f"node {under!r} is not in the inventory", where="query", field="under")
     source, states, since = await _state_view(request, service)
-    start = 0 if cursor is None else decode_cursor(cursor, _position)
+    start = 0 if cursor is None else decode_cursor(cursor, number_key("inventory", 9))
     nodes: list[dict[str, Any]] = []
     position = start
     ids = list(inventory)
@@ -145,7 +133,7 @@ async def list_inventory(
         "state_source": source,
         "nodes": nodes[:limit],
         "limit": limit,
-        "next_cursor": _cursor(position - 1) if more else None,
+        "next_cursor": number_cursor("inventory", position - 1) if more else None,
     }
 
 
