@@ -440,6 +440,18 @@ class Engine:
         self.changed = set()
         return out
 
+    def forget_changed(self) -> None:
+        """Drop the record of what changed since the last drain, without building views (a store of every
+        incident, or a reader that stores nothing: at 100,000 channels the views of a month cost 2 s)."""
+        self.changed = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A snapshot (:mod:`monitor.snapshot`) holds the engine without ``changed``: what changed since the last
+        store is the storing process's business; a restored projection is stored whole or not at all."""
+        state = dict(self.__dict__)
+        state["changed"] = set()
+        return state
+
     def open_incidents(self) -> list[Incident]:
         return list(self.open.values())
 

@@ -6,7 +6,8 @@
     │   ├── EventError        an event that does not validate or cannot apply
     │   ├── PolicyError       a policy file with a bad or missing value
     │   └── ContractError     a contract declaration that does not validate or select
-    └── StorageError          the database refused or is not at the expected schema
+    ├── StorageError          the database refused or is not at the expected schema
+    └── SnapshotError         a stored projection snapshot that cannot be used (its events are replayed)
 
 Collector errors (timeout, unreachable, auth failure, bad data) live in ``collectors.errors``.
 """
@@ -55,3 +56,8 @@ class ContractError(InputError):
 
 class StorageError(SlawatchError):
     """The database refused an operation or is at an unexpected schema."""
+
+
+class SnapshotError(SlawatchError):
+    """A stored projection snapshot that cannot be used: corrupt, of another format, or naming a class slawatch
+    does not allow (:mod:`monitor.snapshot`). Never fatal: the stored events are replayed instead."""

@@ -381,7 +381,8 @@ class LiveService:
         )
 
     async def stop(self) -> None:
-        """Clean stop: every polled node unknown from now, heartbeat marked stopped, probers closed."""
+        """Clean stop: every polled node unknown from now, heartbeat marked stopped, a snapshot of the incident
+        projection stored, probers closed."""
         if not self._open:
             return
         now = self.clock()
@@ -395,6 +396,8 @@ class LiveService:
                 running=False,
                 name=self.live.heartbeat_name,
             )
+            # the next start loads the projection as of now and replays only what is stored after (monitor.snapshot)
+            await self.service.save_snapshot()
             log.info("live service stopped", extra={"unknown": len(events), "cycles": self.cycles})
         finally:
             await self._close_probers()

@@ -115,11 +115,12 @@ def check_as_of(as_of: datetime | None, now: datetime) -> datetime:
     return as_of
 
 
-def replay_history(engine: Callable[[], Engine], events: EventLog, as_of: datetime) -> History:
-    """Parse the loaded events and replay them through a fresh engine (pure; run it in a worker thread)."""
-    fresh = engine()
-    fresh.replay(events.events())
-    return fresh.snapshot(as_of)
+def replay_history(engine: Engine, events: EventLog, as_of: datetime) -> History:
+    """Parse the loaded events and replay them through ``engine`` (a fresh one, or one loaded from the
+    projection's snapshot, which the events follow), then freeze its history as of ``as_of`` (pure; run it in a
+    worker thread; the engine is the caller's alone)."""
+    engine.replay(events.events())
+    return engine.snapshot(as_of)
 
 
 def assess_body(

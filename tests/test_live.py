@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from sqlalchemy import select
 
 from api.server import run_live
 from collectors.probers import FactKind, NodeFact, ProbeResult, snmp_node_facts
@@ -46,6 +47,7 @@ from monitor.settings import Settings
 from monitor.status import load_status, status_text
 from monitor.storage import Database, default_database_url
 from monitor.storage.heartbeats import latest_states, read_heartbeat
+from monitor.storage.tables import ProjectionSnapshotRow
 
 IN_CI = os.environ.get("CI") == "true"
 HOW_TO_RUN = "run as root: sudo .venv/bin/pytest tests/test_live.py"
@@ -518,6 +520,10 @@ async def test_restart_leaves_a_blind_gap_not_an_outage(
     status = await load_status(watcher)
     assert status.collector == "stopped" and status.nodes["unknown"] == 18
     assert "blind (unknown), not an outage" in status_text(status)
+    # the clean stop stored the incident projection as of its last event: the next start replays only what follows
+    async with observer.engine.connect() as conn:
+        snapshots = (await conn.execute(select(ProjectionSnapshotRow.events))).scalars().all()
+    assert snapshots == [await watcher.repo.count_events()]
 
     down_at = lab.wire.drop(["127.60.3.1"])  # CPE-3 fails while nobody watches
     await asyncio.sleep(2 * INTERVAL)

@@ -979,14 +979,17 @@ class Repository:
             position = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), 0)))).scalar_one()
         return EventLog(rows, int(position), self._url)
 
-    async def load_event_log_after(self, position: int) -> EventLog:
-        """The stored events after ``position`` (``seq > position``) in processing order, and the log's position:
-        what was stored while a projection was being built from an earlier :meth:`load_event_log`."""
+    async def load_event_log_after(self, position: int, until_known: datetime | None = None) -> EventLog:
+        """The stored events after ``position`` (``seq > position``; with ``until_known``, those known at or
+        before it) in processing order, and the log's position: what was stored while a projection was being
+        built from an earlier :meth:`load_event_log`, or after a projection snapshot."""
         stmt = (
             select(_events.c.id, _events.c.payload)
             .where(_events.c.seq > position)
             .order_by(_events.c.known, _events.c.seq)
         )
+        if until_known is not None:
+            stmt = stmt.where(_events.c.known <= _aware(until_known, "until_known"))
         async with self._read("load events") as conn:
             rows = [(str(eid), payload) for eid, payload in (await conn.execute(stmt)).all()]
             top = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), position)))).scalar_one()

@@ -52,6 +52,7 @@ __all__ = [
     "IncidentTimelineRow",
     "NodeRow",
     "PollRunRow",
+    "ProjectionSnapshotRow",
     "ReportRow",
     "TokenRow",
     "UTCDateTime",
@@ -460,3 +461,26 @@ class AlertOutboxRow(Base):
     next_attempt: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+
+
+class ProjectionSnapshotRow(Base):
+    """The incident projection's engines as they stood after applying the stored events up to ``position``
+    (:mod:`monitor.snapshot`), so that a start replays only what was stored since instead of the whole history.
+
+    One row at a time (a new snapshot replaces the others in its transaction). ``key`` is a digest of everything
+    the engines were built from (snapshot format, engine code, inventory, contracts, confirmation settings): a
+    start with another key ignores the row. ``last_event`` is the id of the event stored at ``position`` (a
+    database restored under the row no longer has it there), ``events`` how many stored events were applied,
+    ``known_until`` the latest known time among them, ``raw_bytes`` the size before compression. Written by
+    :mod:`monitor.storage.snapshots`; migration ``0007_projection_snapshots``."""
+
+    __tablename__ = "projection_snapshots"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    last_event: Mapped[str] = mapped_column(Text)
+    events: Mapped[int] = mapped_column(BigInteger)
+    known_until: Mapped[datetime | None]
+    taken_at: Mapped[datetime]
+    raw_bytes: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
