@@ -23,9 +23,11 @@
 temporary directory unless ``--database-url``, e.g. a PostgreSQL database of your own that is emptied):
 
 1. **Start-up**: ``LiveService.start()`` timed on the inventory alone (no history), then after a month of events
-   replayed (``--no-history`` leaves it out), then ``--restarts`` more times after a clean stop, each after
-   every node was confirmed up again (as a run between restarts leaves it): each restart then stores an
-   ``unknown`` event per node, and start-up must not grow with them.
+   replayed (``--no-history`` leaves it out), then ``--restarts`` more times, each after every node was
+   confirmed up again (as a run between restarts leaves it), alternately after a crash (the run's events
+   stored but not in the projection's last snapshot; the start stores an ``unknown`` event per node) and after
+   a clean stop (the run's events and the stop's ``unknown`` events projected, a snapshot stored): start-up
+   and the projection's readiness must not grow with the stored history.
 2. **Cycles**: for each ICMP interval, ``LiveService.run`` (the production loop: plan, ICMP batch with the
    sentinel, SNMP beside, confirmation in ``Service.ingest``, heartbeat) for ``--minutes`` of wall time (at
    most 15), with the API (uvicorn on a free 127.0.0.1 port, the same app as ``slawatch run``) scraped at
@@ -173,12 +175,23 @@ async def startup(url: str, inventory: Inventory, scale: int, history: bool, res
             await Service(db).ingest([(f"sample:{i + 1}", parse_event(e)) for i, e in enumerate(raw)], source="bench")
             print(f"  a month replayed: {len(raw):,} events in {time.monotonic() - began:.1f} s", flush=True)
         for i in range(restarts + 1):
+            how = ""
             if i:  # what a run between restarts leaves: every node confirmed up again (a state event each)
                 service = Service(db)
                 now = service.clock()
                 ups = [StateEvent(at=now, node=n, state=NodeState.UP) for n in polled]
-                await service.repo.append_events(ups, "bench")  # stored only: the next start projects them
-            await timed_start(Service(db), settings, f"{'after a month' if history else 'again'}, start {i + 1}")
+                if i % 2:  # killed (-9): the run's events stored, its projection's last snapshot older than them
+                    await service.repo.append_events(ups, "bench")
+                    how = " after a crash"
+                else:  # a clean stop: the run projected its events, stored the stop's unknowns and a snapshot
+                    await service.ingest([(f"bench:up:{n}", e) for n, e in zip(polled, ups, strict=True)], "bench")
+                    later = service.clock()
+                    gone = [StateEvent(at=later, node=n, state=NodeState.UNKNOWN) for n in polled]
+                    await service.ingest([(f"bench:stop:{n}", e) for n, e in zip(polled, gone, strict=True)], "bench")
+                    await service.save_snapshot()
+                    how = " after a clean stop"
+            label = f"{'after a month' if history else 'again'}, start {i + 1}{how}"
+            await timed_start(Service(db), settings, label)
     finally:
         await db.close()
 

@@ -353,6 +353,7 @@ class LiveService:
             polled = self._polled(now)
             gap = restart_events(polled, self.tracked.states, beat.at if beat else None, now)
             await self._store_unknown(gap)
+            await self.service.prepare_projection()  # none stored (a restart after a clean stop): built all the same
             # every run restarts after the gap, also those of nodes that were unknown already (no event)
             await self.service.forget_poll_runs(polled)
             self.scheduler = Scheduler(self.live.schedule(), start=now)

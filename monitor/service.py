@@ -9,6 +9,11 @@ not stored: only state changes, SPEC §2, with the confirmation runs kept so a s
 the new events (deduplicated by their deterministic id), writes the audit log for the accounting events, and
 rebuilds each contract's incident projection by replaying the stored stream through the same
 :class:`~monitor.engine.Engine` that reports use.
+
+A process builds the projection once (from the stored snapshot of it, :mod:`monitor.snapshot`, and the events
+stored after that snapshot; from every stored event when none fits) and then applies each ingest's events to
+it. A report or a daily claim list of now starts from the same snapshot; one as of an earlier time replays the
+events known by then.
 """
 
 from __future__ import annotations
@@ -643,6 +648,18 @@ class Service:
         self._store_build = store
         self._rebuilding = asyncio.create_task(self._rebuild_behind(), name="slawatch-projection")
         return True
+
+    async def prepare_projection(self) -> bool:
+        """At the start of a long-running process: with a long stored history (above ``rebuild_behind_after``)
+        and no projection yet, start building it beside the loop now (from the stored snapshot, when one fits),
+        rather than when the first ingest needs it: after a clean stop every node is unknown already, so a
+        restart stores nothing until nodes are confirmed, and the API would have no incidents until then. True
+        when a build was started."""
+        if self._projection is not None or self._rebuilding is not None or self.rebuild_behind_after is None:
+            return False
+        if await event_position(self.db) <= self.rebuild_behind_after:
+            return False
+        return self.build_projection_beside()
 
     async def catch_up_projection(self) -> bool:
         """Apply to the projection the events other processes stored since it was built (``slawatch serve``
