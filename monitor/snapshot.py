@@ -10,8 +10,8 @@ what a start costs follows what was stored since the last snapshot, not the whol
   terms and the confirmation settings. A snapshot made under another key is never used (the full replay runs).
 * :func:`dump_engines` / :func:`load_engines`: pickle (protocol 5) compressed with zlib. The inventory is not in
   the bytes: it is referenced by a persistent id and the current one (equal, by the key) is put back on load.
-  Loading admits only the classes of slawatch's own modules and a few value types of the standard library
-  (:class:`_Unpickler`), so the bytes in the database cannot name any other callable; anything wrong with them
+  Loading admits only the classes of the modules the engines are made of and a few value types of the standard
+  library (:class:`_Unpickler`), so the bytes in the database cannot name any other callable; anything wrong with them
   is a :class:`~monitor.errors.SnapshotError`, and the caller replays the events instead.
 
 Pure: no I/O, no clock. Both directions pause the garbage collector: at 100,000 channels loading created
@@ -143,7 +143,8 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    """Only slawatch's own classes and the standard value types of :data:`_STDLIB`; the inventory given back."""
+    """Only the classes of :data:`_STATE_MODULES` (pure value and engine classes: none does I/O when made) and the
+    standard value types of :data:`_STDLIB`; the inventory given back."""
 
     def __init__(self, file: io.BytesIO, inventory: Inventory) -> None:
         super().__init__(file)
@@ -157,7 +158,7 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _STDLIB:
             return super().find_class(module, name)
-        if module == "monitor" or module.startswith("monitor."):
+        if module in _STATE_MODULES:
             found = super().find_class(module, name)
             if isinstance(found, type) and found.__module__ == module:
                 return found

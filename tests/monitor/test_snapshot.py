@@ -23,6 +23,7 @@ from monitor.policy import DEFAULT_POLICY
 from monitor.sample import sample_inventory
 from monitor.sample_events import month_events
 from monitor.snapshot import dump_engines, load_engines, snapshot_key
+from monitor.storage.database import Database
 
 MONTH = Month.parse("2026-10", DEFAULT_POLICY)
 
@@ -103,12 +104,21 @@ def test_the_key_follows_the_engine_code(inventory: Inventory, monkeypatch: pyte
     [
         (zlib.compress(pickle.dumps(os.system)), "may not name posix.system"),
         (zlib.compress(pickle.dumps(snapshot_module.dump_engines)), "may not name monitor.snapshot.dump_engines"),
+        (zlib.compress(pickle.dumps(Database)), "may not name monitor.storage.database.Database"),
         (zlib.compress(pickle.dumps(timedelta(1))), "of another format"),
         (zlib.compress(pickle.dumps({"format": snapshot_module.FORMAT, "engines": {}})), "one engine per contract"),
         (b"not zlib at all", "does not load: error"),
         (zlib.compress(b"\x80\x05truncated"), "does not load"),
     ],
-    ids=["os.system", "a function of ours", "another value", "no engines", "not compressed", "truncated"],
+    ids=[
+        "os.system",
+        "a function of ours",
+        "a class that does I/O",
+        "another value",
+        "no engines",
+        "not compressed",
+        "truncated",
+    ],
 )
 def test_bytes_that_are_not_a_snapshot_are_refused(inventory: Inventory, payload: bytes, message: str) -> None:
     with pytest.raises(SnapshotError, match=message):
