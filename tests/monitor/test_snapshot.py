@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import zlib
 from dataclasses import replace
 from datetime import timedelta
@@ -24,6 +25,7 @@ from monitor.sample import sample_inventory
 from monitor.sample_events import month_events
 from monitor.snapshot import dump_engines, load_engines, snapshot_key
 from monitor.storage.database import Database
+from tests.monitor.test_projection import random_stream, small
 
 MONTH = Month.parse("2026-10", DEFAULT_POLICY)
 
@@ -131,3 +133,25 @@ def test_a_snapshot_of_other_contracts_is_refused(inventory: Inventory, events: 
     data, _raw = dump_engines({"default": engine}, inventory)
     with pytest.raises(SnapshotError, match="one engine per contract"):
         load_engines(data, inventory, ["default", "C-2"])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_streams_cut_anywhere_between_instants_go_on_the_same(seed: int) -> None:
+    """Random faults, acks, exclusions and maintenance on a small network (tests.monitor.test_projection): an
+    engine dumped and loaded between any two instants, then given the rest, ends as the one never dumped."""
+    stream = random_stream(seed)
+    network = small()
+    instants = sorted({e.known for e in stream})
+    rng = random.Random(seed)
+    cut_at = instants[rng.randrange(len(instants))]
+    before = [e for e in stream if e.known <= cut_at]
+    after = [e for e in stream if e.known > cut_at]
+    original = Engine(network, DEFAULT_POLICY)
+    original.replay(before)
+    data, _raw = dump_engines({"default": original}, network)
+    loaded = load_engines(data, network, ["default"])["default"]
+    original.replay(after)
+    loaded.replay(after)
+    end = stream[-1].known + timedelta(days=1)
+    assert loaded.snapshot(end) == original.snapshot(end)
+    assert [i.view(network, 1) for i in loaded.incidents] == [i.view(network, 1) for i in original.incidents]
