@@ -248,6 +248,12 @@ class Service:
         # (its fingerprint sums over every node row: 0.2-0.4 s at 100,000 nodes). 0: every time. The live
         # service sets its inventory_refresh_s: it reloads no more often anyway.
         self.inventory_check_s = 0.0
+        # How long the stored contracts are trusted without reading them again (0: every time). Every route of
+        # a contract asks for them, and on SQLite the read is ~1 ms of CPU (a transaction through aiosqlite's
+        # thread): the API's lifespan sets its INVENTORY_CHECK_S. This process's own saves replace them at
+        # once; another process's are seen within it, as its inventory is.
+        self.contracts_check_s = 0.0
+        self._contracts: tuple[float, list[Contract]] | None = None  # (monotonic() when read, contracts)
         # Above this many stored events, a missing projection is built beside the caller (events parsed and
         # replayed in a worker thread) instead of inside the ingest that needs it: a live start at 100,000 nodes
         # with a month of history would otherwise wait a minute, growing with every restart. None: always inside
@@ -283,6 +289,7 @@ class Service:
         self._cache.inventory = None
         if contracts:
             await self.repo.save_contracts([c.to_json() for c in contracts])
+            self._contracts = None
         await self.rebuild()
         return diff
 
@@ -290,14 +297,22 @@ class Service:
         inventory = await self.inventory()
         validate_contracts(contracts, inventory)
         await self.repo.save_contracts([c.to_json() for c in contracts])
+        self._contracts = None
         self._cache.inventory = None
         await self.rebuild()
 
     async def contracts(self) -> list[Contract]:
+        """The stored contracts (the default one when none is stored), read again after ``contracts_check_s``."""
+        kept = self._contracts
+        if kept is not None and monotonic() - kept[0] < self.contracts_check_s:
+            return list(kept[1])
         rows = await self.repo.load_contracts()
         if not rows:
-            return [default_contract(self.default_policy)]
-        return [contract_from_mapping(r, f"contract {r.get('id')}") for r in rows]
+            contracts = [default_contract(self.default_policy)]
+        else:
+            contracts = [contract_from_mapping(r, f"contract {r.get('id')}") for r in rows]
+        self._contracts = (monotonic(), contracts)
+        return list(contracts)
 
     async def contract(self, contract_id: str | None) -> Contract:
         return select_contract(await self.contracts(), contract_id)

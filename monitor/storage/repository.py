@@ -60,6 +60,7 @@ from monitor.storage.tables import (
     ReportRow,
     TokenRow,
 )
+from monitor.storage.token_cache import TOKENS
 
 __all__ = [
     "CONTRACT_KEYS",
@@ -1075,8 +1076,10 @@ class Repository:
             .values(revoked_at=self._now())
         )
         async with self._write(f"revoke token {name!r}") as conn:
-            result = await conn.execute(stmt)
-            return bool(result.rowcount)
+            revoked = bool((await conn.execute(stmt)).rowcount)
+        if revoked:
+            TOKENS.forget(self._url)  # it stops working at once in this process (token_cache)
+        return revoked
 
     async def list_tokens(self) -> list[TokenInfo]:
         """Every token, revoked ones included, oldest first (never the secrets)."""
@@ -1331,16 +1334,28 @@ class Repository:
         return secret, now
 
     async def active_token(self, secret: str, now: datetime) -> tuple[str, str] | None:
-        """``(name, role)`` of the token with this secret if it is neither revoked nor expired at ``now``."""
+        """``(name, role)`` of the token with this secret if it is neither revoked nor expired at ``now``.
+
+        A token found valid is kept for a couple of seconds (:mod:`monitor.storage.token_cache`: every API
+        request asks this); a revocation through this process is seen at once, one by another process within
+        :data:`~monitor.storage.token_cache.TOKEN_CACHE_S`."""
         when = _aware(now, "now")
-        stmt = select(_tokens.c.name, _tokens.c.role).where(
-            _tokens.c.hash == _token_hash(secret),
+        digest = _token_hash(secret)
+        cached = TOKENS.get(self._url, digest, when)
+        if cached is not None:
+            return cached
+        generation = TOKENS.generation(self._url)
+        stmt = select(_tokens.c.name, _tokens.c.role, _tokens.c.expires_at).where(
+            _tokens.c.hash == digest,
             _tokens.c.revoked_at.is_(None),
             _tokens.c.expires_at.is_(None) | (_tokens.c.expires_at > when),
         )
         async with self._read("look up a token") as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else (row.name, row.role)
+        if row is None:
+            return None
+        TOKENS.put(self._url, digest, row.name, row.role, row.expires_at, generation=generation)
+        return row.name, row.role
 
     async def revoke_token_by(self, name: str, by: str) -> datetime | None:
         """Revoke the unrevoked token called ``name`` and write it in the audit log (actor ``by``), in one
@@ -1353,6 +1368,7 @@ class Repository:
             await conn.execute(
                 insert(_audit).values(at=now, actor=by, action="token revoke", subject=name, detail=None)
             )
+        TOKENS.forget(self._url)  # it stops working at once in this process (token_cache)
         return now
 
     async def token_records(self) -> list[dict[str, Any]]:

@@ -231,3 +231,23 @@ async def test_an_inventory_imported_elsewhere_forces_a_rebuild(service: Service
     await service.ingest(located(SMALL_MONTH[3:6]), source="second")  # ack, then CPE-0002 back up
     incidents = await db.repository().load_incidents("default")
     assert [m["channel"] for m in incidents[0]["members"]] == ["CAM-0002-1", "CAM-0002-2", "CAM-0002-3", "CAM-0002-4"]
+
+
+async def test_contracts_are_kept_for_contracts_check_s(service: Service, db: Database, monkeypatch: Any) -> None:
+    """With ``contracts_check_s`` (the API sets it), the stored contracts are read at most that often: this
+    service's own saves replace them at once, another process's are seen once that time is over."""
+    ticks = [1000.0]
+    monkeypatch.setattr("monitor.service.monotonic", lambda: ticks[0])
+    service.contracts_check_s = 5.0
+    default = [c.id for c in await service.contracts()]
+    await service.save_contracts([Contract(id="b1", customer="A", scopes=("T01-B1",))])
+    assert [c.id for c in await service.contracts()] == ["b1"]
+    other = Service(db, clock=lambda: FIXED_NOW)  # another process
+    await other.save_contracts([Contract(id="b2", customer="B", scopes=("T01-B2",))])
+    ticks[0] += 4.0
+    assert [c.id for c in await service.contracts()] == ["b1"]
+    ticks[0] += 1.0
+    assert [c.id for c in await service.contracts()] == ["b2"]
+    service.contracts_check_s = 0.0  # the default: read every time
+    await other.save_contracts([Contract(id="b3", customer="C", scopes=("T01-B1",))])
+    assert [c.id for c in await service.contracts()] == ["b3"] != default
