@@ -248,6 +248,7 @@ class Service:
         # (its fingerprint sums over every node row: 0.2-0.4 s at 100,000 nodes). 0: every time. The live
         # service sets its inventory_refresh_s: it reloads no more often anyway.
         self.inventory_check_s = 0.0
+        self._checking_inventory = False  # a caller is reading the fingerprint (and the inventory, if it changed)
         # How long the stored contracts are trusted without reading them again (0: every time). Every route of
         # a contract asks for them, and on SQLite the read is ~1 ms of CPU (a transaction through aiosqlite's
         # thread): the API's lifespan sets its INVENTORY_CHECK_S. This process's own saves replace them at
@@ -272,13 +273,24 @@ class Service:
 
     async def _fresh_inventory(self) -> Inventory:
         cache = self._cache
-        if cache.inventory is not None and monotonic() - cache.checked < self.inventory_check_s:
+        if cache.inventory is not None and (
+            monotonic() - cache.checked < self.inventory_check_s
+            or (self.inventory_check_s > 0 and self._checking_inventory)
+        ):
+            # Between checks, and while another caller's check is under way, the inventory checked last: the
+            # requests arriving when a check is due would otherwise each sum every node row (50 ms at 100,000
+            # nodes; four at once took 200 ms on two cores and held up every one of them) and, after an import
+            # by another process, each load it again.
             return cache.inventory
-        fingerprint = await inventory_fingerprint(self.db)
-        if cache.inventory is None or cache.fingerprint != fingerprint:
-            cache.inventory = await self.repo.load_inventory()
-            cache.fingerprint = fingerprint
-        cache.checked = monotonic()
+        self._checking_inventory = True
+        try:
+            fingerprint = await inventory_fingerprint(self.db)
+            if cache.inventory is None or cache.fingerprint != fingerprint:
+                cache.inventory = await self.repo.load_inventory()
+                cache.fingerprint = fingerprint
+            cache.checked = monotonic()
+        finally:
+            self._checking_inventory = False
         return cache.inventory
 
     async def import_inventory(self, inventory: Inventory, contracts: Sequence[Contract] = ()) -> InventoryDiff:
