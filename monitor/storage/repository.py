@@ -1194,7 +1194,10 @@ class Repository:
             .where(_members.c.contract_id == contract_id, _members.c.incident_id == _incidents.c.id)
             .scalar_subquery()
         )
-        stmt = select(_incidents, members.label("channels")).where(_incidents.c.contract_id == contract_id)
+        # Rows as tuples, made dicts by these keys: row mappings and a comprehension per row cost ~0.15 ms a page.
+        columns = [c for c in _incidents.c if c.name != "contract_id"]
+        keys = (*(c.name for c in columns), "channels")
+        stmt = select(*columns, members.label("channels")).where(_incidents.c.contract_id == contract_id)
         if start_from is not None:
             stmt = stmt.where(_incidents.c.start >= _aware(start_from, "start_from"))
         if start_to is not None:
@@ -1218,12 +1221,12 @@ class Repository:
             stmt = stmt.where((_incidents.c.start > start) | ((_incidents.c.start == start) & (_incidents.c.id > iid)))
         stmt = stmt.order_by(_incidents.c.start, _incidents.c.id).limit(limit)
         async with self._read(f"query the incidents of contract {contract_id}") as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+            rows = (await conn.execute(stmt)).all()
         out = []
         for row in rows:
-            item = {k: row[k] for k in row if k != "contract_id"}
-            item["open"] = row["end"] is None
-            item["channels"] = int(row["channels"])
+            item = dict(zip(keys, row, strict=True))
+            item["open"] = item["end"] is None
+            item["channels"] = int(item["channels"])
             out.append(item)
         return out
 
