@@ -41,7 +41,7 @@ from monitor.service import REBUILD_BEHIND_AFTER, Service
 from monitor.settings import Settings
 
 API_PREFIX = "/api/v1"
-INVENTORY_CHECK_S = 5.0  # s: how stale the API's view of an inventory imported by another process may be
+INVENTORY_CHECK_S = 5.0  # s: how stale the API's view of an inventory or contracts imported by another process may be
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             # Whether another process imported an inventory is asked at most this often (summing over every
             # node row costs 50 ms at 100,000 nodes: not once per request).
             opened.inventory_check_s = max(opened.inventory_check_s, INVENTORY_CHECK_S)
+            # The contracts likewise: every contract route asks for them (a read transaction per request).
+            opened.contracts_check_s = max(opened.contracts_check_s, INVENTORY_CHECK_S)
             try:
                 yield
             finally:

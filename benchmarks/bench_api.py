@@ -14,8 +14,9 @@ production app) on a free 127.0.0.1 port, a viewer token, and per route:
   their next request when the previous one is answered, so requests/s is the throughput at N in flight;
   200 requests/s with p99 under 100 ms is the target for node status and the incident list.
 
-Routes: one node's status (``/api/v1/nodes/{id}``), the incident list (``/api/v1/incidents``, as the API serves
-it today), the month's report (``/api/v1/reports/monthly/2026-10``), ``/metrics``. The server runs in its own
+Routes (``--route`` picks some): one node's status (``/api/v1/nodes/{id}``), the incident list
+(``/api/v1/incidents``, as the API serves it today), the month's report (``/api/v1/reports/monthly/2026-10``),
+``/metrics``. The server runs in its own
 process; only 127.0.0.1 is used. No figure here is a test.
 
 Node status under ``slawatch serve`` comes from the stored states. ``--live`` (root) runs ``slawatch run``
@@ -51,6 +52,7 @@ from monitor.service import Service
 from monitor.storage.database import Database
 
 MONTH = "2026-10"
+ROUTES = ("node", "incidents", "report", "metrics")  # --route keys, in the order they are measured
 
 
 def free_port() -> int:
@@ -151,6 +153,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="used as it is when it holds events (default: SQLite, prepared)")
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration per route and connection count")
     parser.add_argument("--connections", type=int, action="append", help="wrk connections (default 1 and 4)")
+    parser.add_argument(
+        "--route", action="append", choices=ROUTES, help=f"only these routes (repeat; default all: {', '.join(ROUTES)})"
+    )
     parser.add_argument("--live", action="store_true", help="slawatch run (live loop + API) on the lab; root")
     parser.add_argument(
         "--warmup", type=float, default=None, help="seconds after start before measuring (60 with --live, else 0)"
@@ -215,12 +220,13 @@ def main() -> None:
                         raise SystemExit((Path(tmp) / "serve.log").read_text()[-3000:]) from None
                     time.sleep(0.5)
             time.sleep(args.warmup if args.warmup is not None else 60.0 if args.live else 0.0)
-            routes = [
-                ("node status", f"/api/v1/nodes/{node}"),
-                ("incident list", "/api/v1/incidents"),
-                ("month report", f"/api/v1/reports/monthly/{MONTH}"),
-                ("/metrics", "/metrics"),
-            ]
+            paths = {
+                "node": ("node status", f"/api/v1/nodes/{node}"),
+                "incidents": ("incident list", "/api/v1/incidents"),
+                "report": ("month report", f"/api/v1/reports/monthly/{MONTH}"),
+                "metrics": ("/metrics", "/metrics"),
+            }
+            routes = [paths[r] for r in ROUTES if r in (args.route or ROUTES)]
             print(
                 f"bench_api {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
                 f"{url.split(':', 1)[0]}, slawatch {command}, wrk {args.seconds} s per row; load {load()}"

@@ -256,6 +256,13 @@ class Service:
         # (its fingerprint sums over every node row: 0.2-0.4 s at 100,000 nodes). 0: every time. The live
         # service sets its inventory_refresh_s: it reloads no more often anyway.
         self.inventory_check_s = 0.0
+        self._checking_inventory = False  # a caller is reading the fingerprint (and the inventory, if it changed)
+        # How long the stored contracts are trusted without reading them again (0: every time). Every route of
+        # a contract asks for them, and on SQLite the read is ~1 ms of CPU (a transaction through aiosqlite's
+        # thread): the API's lifespan sets its INVENTORY_CHECK_S. This process's own saves replace them at
+        # once; another process's are seen within it, as its inventory is.
+        self.contracts_check_s = 0.0
+        self._contracts: tuple[float, list[Contract]] | None = None  # (monotonic() when read, contracts)
         # Above this many stored events, a missing projection is built beside the caller (events parsed and
         # replayed in a worker thread) instead of inside the ingest that needs it: a live start at 100,000 nodes
         # with a month of history would otherwise wait a minute, growing with every restart. None: always inside
@@ -278,13 +285,24 @@ class Service:
 
     async def _fresh_inventory(self) -> Inventory:
         cache = self._cache
-        if cache.inventory is not None and monotonic() - cache.checked < self.inventory_check_s:
+        if cache.inventory is not None and (
+            monotonic() - cache.checked < self.inventory_check_s
+            or (self.inventory_check_s > 0 and self._checking_inventory)
+        ):
+            # Between checks, and while another caller's check is under way, the inventory checked last: the
+            # requests arriving when a check is due would otherwise each sum every node row (50 ms at 100,000
+            # nodes; four at once took 200 ms on two cores and held up every one of them) and, after an import
+            # by another process, each load it again.
             return cache.inventory
-        fingerprint = await inventory_fingerprint(self.db)
-        if cache.inventory is None or cache.fingerprint != fingerprint:
-            cache.inventory = await self.repo.load_inventory()
-            cache.fingerprint = fingerprint
-        cache.checked = monotonic()
+        self._checking_inventory = True
+        try:
+            fingerprint = await inventory_fingerprint(self.db)
+            if cache.inventory is None or cache.fingerprint != fingerprint:
+                cache.inventory = await self.repo.load_inventory()
+                cache.fingerprint = fingerprint
+            cache.checked = monotonic()
+        finally:
+            self._checking_inventory = False
         return cache.inventory
 
     async def import_inventory(self, inventory: Inventory, contracts: Sequence[Contract] = ()) -> InventoryDiff:
@@ -295,6 +313,7 @@ class Service:
         self._cache.inventory = None
         if contracts:
             await self.repo.save_contracts([c.to_json() for c in contracts])
+            self._contracts = None
         await self.rebuild()
         return diff
 
@@ -302,14 +321,22 @@ class Service:
         inventory = await self.inventory()
         validate_contracts(contracts, inventory)
         await self.repo.save_contracts([c.to_json() for c in contracts])
+        self._contracts = None
         self._cache.inventory = None
         await self.rebuild()
 
     async def contracts(self) -> list[Contract]:
+        """The stored contracts (the default one when none is stored), read again after ``contracts_check_s``."""
+        kept = self._contracts
+        if kept is not None and monotonic() - kept[0] < self.contracts_check_s:
+            return list(kept[1])
         rows = await self.repo.load_contracts()
         if not rows:
-            return [default_contract(self.default_policy)]
-        return [contract_from_mapping(r, f"contract {r.get('id')}") for r in rows]
+            contracts = [default_contract(self.default_policy)]
+        else:
+            contracts = [contract_from_mapping(r, f"contract {r.get('id')}") for r in rows]
+        self._contracts = (monotonic(), contracts)
+        return list(contracts)
 
     async def contract(self, contract_id: str | None) -> Contract:
         return select_contract(await self.contracts(), contract_id)

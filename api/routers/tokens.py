@@ -7,6 +7,8 @@
 ``expires`` is a duration from now (``90m``, ``12h``, ``30d``, ``8w``) or an RFC 3339 time (no offset: the
 contracts' zone), at most ten years ahead; none: the token does not expire. An expired or revoked token is
 refused with 401. Creations and revocations are in the audit log (actions ``token create``, ``token revoke``).
+A revocation here takes effect at once; ``slawatch token revoke`` in another process within
+:data:`~monitor.storage.token_cache.TOKEN_CACHE_S` (2 s), how long the API keeps a token it found valid.
 """
 
 from __future__ import annotations

@@ -90,6 +90,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # SQLite gives back the naive UTC text it stored; its DATETIME would parse it (datetime.fromisoformat)
+        # and process_result_value attach UTC, two Python calls and a replace() per value: parsed with the
+        # offset appended instead, in one step (a page of 100 incidents has 400 times: ~0.4 ms of ~4 ms).
+        generic = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or generic is None:
+            return generic
+
+        def process(value: Any) -> datetime | None:
+            if isinstance(value, str):
+                try:
+                    return datetime.fromisoformat(value + "+00:00")
+                except ValueError:  # not the naive text this type stores: as the generic processing does
+                    pass
+            return generic(value)
+
+        return process
+
 
 class ExactDecimal(TypeDecorator[Decimal]):
     """An exact decimal: ``NUMERIC`` on PostgreSQL; text on SQLite (whose NUMERIC is a float)."""

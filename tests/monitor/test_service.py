@@ -7,12 +7,14 @@ computing a report stores nothing, and several contracts are assessed apart.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import monitor.service
 from monitor.assessment import Month
 from monitor.contracts import Contract
 from monitor.errors import ContractError, EventError
@@ -231,3 +233,54 @@ async def test_an_inventory_imported_elsewhere_forces_a_rebuild(service: Service
     await service.ingest(located(SMALL_MONTH[3:6]), source="second")  # ack, then CPE-0002 back up
     incidents = await db.repository().load_incidents("default")
     assert [m["channel"] for m in incidents[0]["members"]] == ["CAM-0002-1", "CAM-0002-2", "CAM-0002-3", "CAM-0002-4"]
+
+
+async def test_contracts_are_kept_for_contracts_check_s(service: Service, db: Database, monkeypatch: Any) -> None:
+    """With ``contracts_check_s`` (the API sets it), the stored contracts are read at most that often: this
+    service's own saves replace them at once, another process's are seen once that time is over."""
+    ticks = [1000.0]
+    monkeypatch.setattr("monitor.service.monotonic", lambda: ticks[0])
+    service.contracts_check_s = 5.0
+    default = [c.id for c in await service.contracts()]
+    await service.save_contracts([Contract(id="b1", customer="A", scopes=("T01-B1",))])
+    assert [c.id for c in await service.contracts()] == ["b1"]
+    other = Service(db, clock=lambda: FIXED_NOW)  # another process
+    await other.save_contracts([Contract(id="b2", customer="B", scopes=("T01-B2",))])
+    ticks[0] += 4.0
+    assert [c.id for c in await service.contracts()] == ["b1"]
+    ticks[0] += 1.0
+    assert [c.id for c in await service.contracts()] == ["b2"]
+    service.contracts_check_s = 0.0  # the default: read every time
+    await other.save_contracts([Contract(id="b3", customer="C", scopes=("T01-B1",))])
+    assert [c.id for c in await service.contracts()] == ["b3"] != default
+
+
+async def test_one_inventory_check_at_a_time(service: Service, monkeypatch: Any) -> None:
+    """With ``inventory_check_s`` (the API's), callers arriving while another's check of the stored inventory is
+    under way get the inventory checked last instead of each summing every node row again."""
+    reads = 0
+    first_read = asyncio.Event()  # the first check waits on it; any other read answers at once
+    real = monitor.service.inventory_fingerprint
+
+    async def fingerprint(db: Database) -> tuple[Any, ...]:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            await first_read.wait()
+        return await real(db)
+
+    service.inventory_check_s = 5.0
+    loaded = await service.inventory()
+    monkeypatch.setattr(monitor.service, "inventory_fingerprint", fingerprint)
+    ticks = [monitor.service.monotonic() + 10.0]  # the check is due
+    monkeypatch.setattr(monitor.service, "monotonic", lambda: ticks[0])
+    first = asyncio.create_task(service.inventory())
+    await asyncio.sleep(0)
+    others = await asyncio.gather(*(service.inventory() for _ in range(3)))
+    assert reads == 1 and all(inv is loaded for inv in others)
+    first_read.set()
+    assert await first is loaded
+    ticks[0] += 10.0
+    service.inventory_check_s = 0.0  # the default: every caller checks
+    assert all(inv is loaded for inv in await asyncio.gather(*(service.inventory() for _ in range(3))))
+    assert reads == 4

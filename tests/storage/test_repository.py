@@ -503,3 +503,25 @@ async def test_times_come_back_aware_utc(db: Database, repo: Repository) -> None
         await repo.save_poll_runs({"X": PollRun(True, 1, datetime(2026, 1, 1), datetime(2026, 1, 1))})
     with pytest.raises(ValueError, match="no time zone"):
         await repo.load_events(until_known=datetime(2026, 1, 1))
+
+
+async def test_sqlite_text_times_of_every_shape_come_back_aware_utc(db: Database, repo: Repository) -> None:
+    """SQLite's times are parsed in one step (UTCDateTime.result_processor): the text this type stores, and
+    text written otherwise (no fraction, a T, an offset), as the generic parsing would."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL gives its times as datetimes")
+    shapes = {
+        "2026-10-03 00:00:00.250000": datetime(2026, 10, 3, 0, 0, 0, 250000, tzinfo=UTC),
+        "2026-10-03 00:00:00": datetime(2026, 10, 3, tzinfo=UTC),
+        "2026-10-03T00:00:00.5": datetime(2026, 10, 3, 0, 0, 0, 500000, tzinfo=UTC),
+        "2026-10-03 08:00:00+08:00": datetime(2026, 10, 3, tzinfo=UTC),
+    }
+    for n, stored in enumerate(shapes):
+        await repo.create_token(f"shape-{n}", "viewer")
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE tokens SET created_at = :at WHERE name = :n"), {"at": stored, "n": f"shape-{n}"}
+            )
+    listed = {t.name: t.created_at for t in await repo.list_tokens()}
+    for n, expected in enumerate(shapes.values()):
+        assert listed[f"shape-{n}"] == expected and listed[f"shape-{n}"].tzinfo is UTC
