@@ -51,6 +51,8 @@ class LiveStatus:
     unknown: list[tuple[str, datetime | None]]  # unknown polled nodes and since when
     down: list[tuple[str, datetime | None]]
     incidents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # contract -> open incidents
+    # unknown polled nodes under a down node: not probed while it is down, their channels offline with it (R2)
+    held: frozenset[str] = frozenset()
 
     @property
     def polled(self) -> int:
@@ -205,6 +207,17 @@ async def load_status(
             unknown.append((node.id, since))
         elif state is NodeState.DOWN:
             down.append((node.id, since))
+    parent = {n.id: n.parent for n in nodes}
+
+    def under_down(node_id: str) -> bool:
+        above = parent.get(node_id)
+        while above is not None:
+            if states.get(above) is NodeState.DOWN:
+                return True
+            above = parent.get(above)
+        return False
+
+    held = frozenset(n for n, _ in unknown if under_down(n))
     stored = await open_incidents(db)
     incidents = {c.id: stored.get(c.id, []) for c in await service.contracts()}
     return LiveStatus(
@@ -216,6 +229,7 @@ async def load_status(
         unknown=unknown,
         down=down,
         incidents=incidents,
+        held=held,
     )
 
 
@@ -256,10 +270,15 @@ def status_text(status: LiveStatus, *, limit: int = 20) -> str:
             f"BLIND{when}: every polled node ({status.polled}) is unknown; the collector observes nothing "
             "(its sentinels or its own uplink fail); this time counts as blind, not as an outage"
         )
-    elif status.nodes.get("unknown", 0):
+    elif status.nodes.get("unknown", 0) > len(status.held):
         lines.append(
-            f"partly blind: {status.nodes['unknown']} of {status.polled} polled nodes unknown (not observed; "
-            "blind time, not an outage)"
+            f"partly blind: {status.nodes['unknown'] - len(status.held)} of {status.polled} polled nodes unknown "
+            "(not observed; blind time, not an outage)"
+        )
+    if status.held:
+        lines.append(
+            f"held: {len(status.held)} unknown polled nodes are under a down node (not probed while it is down; "
+            "their channels count offline with it)"
         )
     n = status.nodes
     lines.append(

@@ -570,8 +570,10 @@ class LabDaemon:
     def cmd_blind(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self.sentinels:
             raise LabInputError("the lab has no sentinel address (lab up --sentinel ADDR)")
-        self._add(Fault(BLIND, "blind", list(self.sentinels), until=self._for(req)))
-        return {"message": f"collector blind: sentinel {', '.join(self.sentinels)} does not answer pings"}
+        until = self._for(req)
+        self._add(Fault(BLIND, "blind", list(self.sentinels), until=until))
+        when = "" if until is None else f" for {req['for_s']:g}s"
+        return {"message": f"collector blind{when}: sentinel {', '.join(self.sentinels)} does not answer pings"}
 
     def cmd_unblind(self, req: dict[str, Any]) -> dict[str, Any]:
         if BLIND not in self.faults:

@@ -134,3 +134,19 @@ async def test_inactive_channels_and_an_empty_store(db: Database) -> None:
     await svc.import_inventory(load_inventory(SMALL))
     before = await load_status(svc, now=datetime(2025, 1, 1, tzinfo=UTC))  # before anything was commissioned
     assert before.channels == {"inactive": 14} and before.polled == 0
+
+
+async def test_unknown_nodes_under_a_down_node_are_held_not_blind(service: Service) -> None:
+    """After a restart while a CPE is down its cameras are unknown (never probed while it is down): their
+    channels count offline with it, so the status must not call them blind (the lab trial of issue 9)."""
+    held = [
+        {"type": "state", "at": "2026-10-06T10:00:00+08:00", "node": "CAM-0002-1", "state": "unknown"},
+        {"type": "state", "at": "2026-10-06T10:00:00+08:00", "node": "CAM-0002-2", "state": "unknown"},
+    ]
+    await service.ingest(located(HISTORY + held), source="test")
+    status = await load_status(service, now=NOW)
+    assert status.held == {"CAM-0002-1", "CAM-0002-2"}
+    assert status.channels["offline"] == 3  # the report's rule: the down CPE decides for its cameras
+    text = status_text(status)
+    assert f"partly blind: 1 of {status.polled} polled nodes unknown" in text  # NVR-0003 only
+    assert "held: 2 unknown polled nodes are under a down node" in text
