@@ -178,15 +178,24 @@ async def _detail(service: Service, contract: Contract, row: dict[str, Any]) -> 
 
 
 # ---------------------------------------------------------------------- the list
-def _cursor(row: dict[str, Any]) -> str:
-    return encode_cursor(json.dumps([format_time(row["start"]), row["id"]], separators=(",", ":")).encode())
+def _cursor_of(order: str) -> Callable[[dict[str, Any]], str]:
+    """Cursors name their order: one of an oldest-first walk is refused by a newest-first one (and back)."""
+
+    def cursor(row: dict[str, Any]) -> str:
+        key = [format_time(row["start"]), row["id"]] + ([order] if order != "asc" else [])
+        return encode_cursor(json.dumps(key, separators=(",", ":")).encode())
+
+    return cursor
 
 
-def _key(raw: bytes) -> tuple[datetime, str]:
-    start, iid = json.loads(raw)
-    if not isinstance(iid, str) or not iid:
-        raise ValueError(iid)
-    return parse_time(start, None, "cursor"), iid
+def _key_of(order: str) -> Callable[[bytes], tuple[datetime, str]]:
+    def key(raw: bytes) -> tuple[datetime, str]:
+        start, iid, *rest = json.loads(raw)
+        if not isinstance(iid, str) or not iid or rest != ([order] if order != "asc" else []):
+            raise ValueError(iid)
+        return parse_time(start, None, "cursor"), iid
+
+    return key
 
 
 Month = Annotated[
@@ -208,6 +217,10 @@ Scope = Annotated[
     Query(min_length=1, max_length=64, description="a node: incidents whose scope is at or under it"),
 ]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
+Order = Annotated[
+    Literal["asc", "desc"],
+    Query(description="asc: oldest first (by start, then id); desc: newest first (what a NOC looks at)"),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most this many incidents (1-{MAX_LIMIT})")]
 
 
@@ -224,6 +237,7 @@ async def _list(
     scope: str | None,
     cursor: str | None,
     limit: int,
+    order: str = "asc",
 ) -> dict[str, Any]:
     start_from = start_to = None
     if month is not None:
@@ -257,10 +271,11 @@ async def _list(
         acked=acked,
         excluded=excluded,
         scopes=scopes,
-        after=None if cursor is None else decode_cursor(cursor, _key),
+        after=None if cursor is None else decode_cursor(cursor, _key_of(order)),
         limit=limit + 1,
+        newest_first=order == "desc",
     )
-    rows, next_cursor = page(rows, limit, _cursor)
+    rows, next_cursor = page(rows, limit, _cursor_of(order))
     zone = contract.policy.zone
     return {
         "contract": contract.id,
@@ -476,6 +491,7 @@ def _routes(prefix: str, contract_dep: Callable[..., Awaitable[Contract]], label
         scope: Scope = None,
         cursor: Cursor = None,
         limit: Limit = 100,
+        order: Order = "asc",
     ) -> dict[str, Any]:
         return await _list(
             service,
@@ -489,6 +505,7 @@ def _routes(prefix: str, contract_dep: Callable[..., Awaitable[Contract]], label
             scope=scope,
             cursor=cursor,
             limit=limit,
+            order=order,
         )
 
     @router.get(item, summary=f"One incident ({label})", response_model=IncidentDetail, responses=problems(*READ, 404))

@@ -1182,8 +1182,10 @@ class Repository:
         scopes: Sequence[str] | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """One page of a contract's stored incidents, by start then id, without members and timeline.
+        """One page of a contract's stored incidents, by start then id (``newest_first``: both descending),
+        without members and timeline.
 
         Filters: ``start`` in ``[start_from, start_to)``, ``level`` in ``levels``, ``open_`` (no end yet),
         ``acked``, exclusion status in ``excluded`` (None there: no exclusion step), ``scope`` in ``scopes``;
@@ -1219,10 +1221,15 @@ class Repository:
             stmt = stmt.where(cond)
         if scopes is not None:
             stmt = stmt.where(_incidents.c.scope.in_(list(scopes)))
+        start_c, id_c = _incidents.c.start, _incidents.c.id
         if after is not None:
             start, iid = _aware(after[0], "after"), after[1]
-            stmt = stmt.where((_incidents.c.start > start) | ((_incidents.c.start == start) & (_incidents.c.id > iid)))
-        stmt = stmt.order_by(_incidents.c.start, _incidents.c.id).limit(limit)
+            if newest_first:
+                stmt = stmt.where((start_c < start) | ((start_c == start) & (id_c < iid)))
+            else:
+                stmt = stmt.where((start_c > start) | ((start_c == start) & (id_c > iid)))
+        order = (start_c.desc(), id_c.desc()) if newest_first else (start_c, id_c)
+        stmt = stmt.order_by(*order).limit(limit)
         async with self._read(f"query the incidents of contract {contract_id}") as conn:
             rows = (await conn.execute(stmt)).all()
         out = []

@@ -52,6 +52,21 @@ async def test_list_filters_and_pages(client: Client) -> None:
         assert r.status_code == 200, r.text
         return [i["id"] for i in r.json()["incidents"]]
 
+    # newest first, paged the same way; a cursor of one order is refused by the other
+    assert await ids_for(order="desc") == ids[::-1]
+    newest: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params = {"limit": 1, "order": "desc"} | ({} if cursor is None else {"cursor": cursor})
+        page = (await c.get("viewer", "/api/v1/incidents", **params)).json()
+        newest += [i["id"] for i in page["incidents"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+        asc = await c.get("viewer", "/api/v1/incidents", limit=1, cursor=cursor)
+        assert asc.status_code == 422 and asc.json()["field"] == "cursor"
+    assert newest == ids[::-1]
+    assert await ids_for(order="desc", level=0) == [i for i in ids[::-1] if i != OPEN]
+
     assert await ids_for(open="true") == [OPEN]
     assert await ids_for(state="ended") == ids[:3]
     assert await ids_for(level=3) == [OPEN]
@@ -72,6 +87,7 @@ async def test_list_filters_and_pages(client: Client) -> None:
         ({"level": 4}, "level"),
         ({"scope": "NOPE"}, "scope"),
         ({"state": "open", "open": "false"}, "open"),
+        ({"order": "newest"}, "order"),
     ):
         r = await c.get("viewer", "/api/v1/incidents", **params)
         assert r.status_code == 422, (params, r.text)
