@@ -774,9 +774,14 @@ class Service:
                 position = tail.position
             if stop.is_set():  # stopped part way: nothing is published
                 return
-            # no await between the last look and publishing: an ingest from here on projects as usual
+            # No await between the last look and publishing, and none before the build stops being "in progress":
+            # an ingest from here on projects as usual. (One that still saw a build in progress after the last look
+            # left its events to a build that would never read them: found as a lost incident on PostgreSQL.)
             self._projection = _Projection(inventory, tuple(contracts), engines, applied, position, snapshot_events)
-            if self._store_build:  # asked to, or this process ingested events meanwhile: they are its to store
+            store = self._store_build
+            if self._rebuilding is asyncio.current_task():
+                self._rebuilding = None
+            if store:  # asked to, or this process ingested events meanwhile: they are its to store
                 await self._store_projection(whole=True)
             else:
                 for engine in engines.values():
@@ -789,7 +794,8 @@ class Service:
             self._projection = None
             log.exception("projection not built", extra={"error": str(exc), "error_type": type(exc).__name__})
         finally:
-            self._rebuilding = None
+            if self._rebuilding is asyncio.current_task():
+                self._rebuilding = None
 
     async def _project(self, inserted: Sequence[Event], inventory: Inventory) -> None:
         """Apply newly stored events to the in-memory engines; rebuild whole when that would not be the same.

@@ -386,11 +386,18 @@ class Repository:
                     yield conn
 
     @asynccontextmanager
-    async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
-        """One read-only transaction; errors become StorageError."""
+    async def _read(self, action: str, *, one_snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One read-only transaction; errors become StorageError. ``one_snapshot``: every statement in it sees
+        the same committed state (PostgreSQL's REPEATABLE READ; a SQLite read transaction always does). Under
+        PostgreSQL's default READ COMMITTED each statement sees its own: rows read, then an event committed, then
+        ``max(seq)`` read gave a position past an event the rows did not hold, and whoever read on from that
+        position never saw it (a projection built beside the loop lost an event posted while it read)."""
         with translate_errors(action, self._url):
-            async with self._engine.connect() as conn, conn.begin():
-                yield conn
+            async with self._engine.connect() as conn:
+                if one_snapshot and self._dialect == "postgresql":
+                    await conn.execution_options(isolation_level="REPEATABLE READ")
+                async with conn.begin():
+                    yield conn
 
     def _insert(self, table: Table) -> Any:
         """The dialect's INSERT (it has ``on_conflict_do_nothing`` / ``on_conflict_do_update``)."""
@@ -975,7 +982,7 @@ class Repository:
         stmt = select(_events.c.id, _events.c.payload).order_by(_events.c.known, _events.c.seq)
         if until_known is not None:
             stmt = stmt.where(_events.c.known <= _aware(until_known, "until_known"))
-        async with self._read("load events") as conn:
+        async with self._read("load events", one_snapshot=True) as conn:
             rows = [(str(eid), payload) for eid, payload in (await conn.execute(stmt)).all()]
             position = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), 0)))).scalar_one()
         return EventLog(rows, int(position), self._url)
@@ -991,7 +998,7 @@ class Repository:
         )
         if until_known is not None:
             stmt = stmt.where(_events.c.known <= _aware(until_known, "until_known"))
-        async with self._read("load events") as conn:
+        async with self._read("load events", one_snapshot=True) as conn:
             rows = [(str(eid), payload) for eid, payload in (await conn.execute(stmt)).all()]
             top = (await conn.execute(select(func.coalesce(func.max(_events.c.seq), position)))).scalar_one()
         return EventLog(rows, int(top), self._url)
@@ -1025,7 +1032,7 @@ class Repository:
             _events.c.source,
             _events.c.recorded_at,
         )
-        async with self._read("load the events since a report") as conn:
+        async with self._read("load the events since a report", one_snapshot=True) as conn:
             count_in = (await conn.execute(select(func.count()).select_from(_events).where(seen & inside))).scalar_one()
             count_out = (
                 await conn.execute(select(func.count()).select_from(_events).where(seen & ~inside))
