@@ -210,6 +210,14 @@ class Baselines:
     kinds: Counter[str] = field(default_factory=Counter)
     members: frozenset[str] = frozenset()
     area: AreaBaseline | None = None
+    areas: tuple[Inventory, tuple[str, ...]] | None = None  # an inventory and its channels' areas, by position
+
+    def channel_areas(self, inventory: Inventory) -> tuple[str, ...]:
+        """The area of each channel (by position), kept for one inventory object (``serve`` counts channels by
+        area from the engines at every scrape: asking the inventory 100,000 times took 0.15 s)."""
+        if self.areas is None or self.areas[0] is not inventory:
+            self.areas = (inventory, tuple(inventory.area_of(c.node) for c in inventory.channels))
+        return self.areas[1]
 
     def get(
         self, inventory: Inventory, targets: Sequence[str], now: datetime
@@ -346,7 +354,7 @@ class SlawatchCollector(Collector):
             yield facts
             yield CounterMetricFamily("slawatch_collector_cycles", "Live cycles run since start", value=live.cycles)
         elif self.engines:
-            yield self._channels_family(_engine_channels_by_area(self.engines))
+            yield self._channels_family(_engine_channels_by_area(self.engines, self.baselines))
         if self.rtt is not None and (live is not None or self.rtt.counts):
             yield self.rtt.family()
         yield from self._incidents()
@@ -609,18 +617,22 @@ def channel_states_by_area(
     return +out
 
 
-def _engine_channels_by_area(engines: Sequence[tuple[Contract, Engine]]) -> Counter[tuple[str, str]]:
+def _engine_channels_by_area(
+    engines: Sequence[tuple[Contract, Engine]], baselines: Baselines | None = None
+) -> Counter[tuple[str, str]]:
     """Channels by (area, state) as the projection's engines hold them (each channel once, from the first
-    contract that covers it)."""
+    contract that covers it); ``baselines`` keeps the channels' areas between scrapes."""
     out: Counter[tuple[str, str]] = Counter()
     seen: set[int] = set()
+    kept = baselines or Baselines()
     for _contract, engine in engines:
-        inventory = engine.inventory
-        for pos in engine.channels:
-            if pos in seen:
-                continue
-            seen.add(pos)
-            out[(inventory.area_of(inventory.channels[pos].node), engine.state[pos].value)] += 1
+        areas = kept.channel_areas(engine.inventory)
+        positions = [p for p in engine.channels if p not in seen] if seen else list(engine.channels)
+        seen.update(positions)
+        # counted in C (zip, map, Counter), then the few (area, state) pairs named: 100,000 channels in ~15 ms
+        pairs = Counter(zip(map(areas.__getitem__, positions), map(engine.state.__getitem__, positions), strict=True))
+        for (area, state), n in pairs.items():
+            out[(area, state.value)] += n
     return out
 
 

@@ -70,43 +70,56 @@ def said(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogReco
     return [r for r in caplog.records if r.getMessage() == message]
 
 
+async def stored(
+    db: Database,
+    inventory: Inventory,
+    before: list[tuple[str, Event]],
+    after: list[tuple[str, Event]] | None = None,
+    *,
+    newer_snapshots: bool = True,
+) -> Service:
+    """A writer that stored ``before`` and a snapshot of its projection, then ``after`` (``newer_snapshots``
+    False: without storing a newer snapshot for it)."""
+    writer = fresh(db)
+    await writer.import_inventory(inventory)
+    await writer.ingest(before, "test")
+    await writer.rebuild()
+    if not newer_snapshots:
+        writer.snapshot_after = None
+    if after:
+        await writer.ingest(after, "test")
+    return writer
+
+
 async def test_a_start_loads_the_snapshot_and_replays_only_what_came_after(
     db: Database, inventory: Inventory, month: list[tuple[str, Event]], caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = split(month)
-    writer = fresh(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest(first, "test")
-    await writer.rebuild()  # a long replay: stored as a snapshot
+    writer = await stored(db, inventory, first)  # its rebuild, a long replay, stored a snapshot
     assert await writer.save_snapshot() is False  # nothing new since
     await writer.ingest(second, "test")
-    stored = await writer.repo.count_events()
+    count = await writer.repo.count_events()
     caplog.set_level(logging.INFO, logger="slawatch.service")
     reader = fresh(db)
     await reader.rebuild(store=False)
     [loaded] = said(caplog, "projection from its snapshot")
     after = loaded.events_after
-    assert 0 < after < stored and loaded.snapshot_events + after == stored
-    assert reader.projection_events() == stored
+    assert 0 < after < count and loaded.snapshot_events + after == count
+    assert reader.projection_events() == count
     assert histories(reader) == await full_replay(db)
     # the reader replayed more than snapshot_after events: it stored the newer snapshot, which the next uses
     caplog.clear()
     again = fresh(db)
     await again.rebuild(store=False)
     [loaded] = said(caplog, "projection from its snapshot")
-    assert (loaded.snapshot_events, loaded.events_after) == (stored, 0)
+    assert (loaded.snapshot_events, loaded.events_after) == (count, 0)
     assert histories(again) == histories(reader)
 
 
 async def test_a_build_beside_the_loop_starts_from_the_snapshot_too(
     db: Database, inventory: Inventory, month: list[tuple[str, Event]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    first, second = split(month)
-    writer = fresh(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest(first, "test")
-    await writer.rebuild()
-    await writer.ingest(second, "test")
+    writer = await stored(db, inventory, *split(month))
     caplog.set_level(logging.INFO, logger="slawatch.service")
     reader = fresh(db)
     assert reader.build_projection_beside(store=False)
@@ -134,10 +147,7 @@ async def test_a_clean_stop_leaves_a_snapshot_of_everything_stored(
 async def test_a_snapshot_of_another_inventory_is_not_used(
     db: Database, inventory: Inventory, month: list[tuple[str, Event]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    writer = fresh(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest(month, "test")
-    await writer.rebuild()
+    writer = await stored(db, inventory, month)
     nodes = inventory.nodes()
     renamed = Inventory([*nodes[:-1], replace(nodes[-1], name="renamed on site")])
     await fresh(db, snapshots=False).import_inventory(renamed)  # another process, which stores no snapshot
@@ -157,10 +167,7 @@ async def test_a_snapshot_that_does_not_fit_the_log_is_replayed_over(
     caplog: pytest.LogCaptureFixture,
     damage: str,
 ) -> None:
-    writer = fresh(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest(month, "test")
-    await writer.rebuild()
+    writer = await stored(db, inventory, month)
     key = await writer._key_for(await writer.inventory(), await writer.contracts())
     snap = await read_snapshot(db, key)
     assert snap is not None
@@ -186,12 +193,8 @@ async def test_events_known_before_the_snapshot_stored_after_it_are_replayed_in_
     db: Database, inventory: Inventory, month: list[tuple[str, Event]], caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = split(month)
-    writer = fresh(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest(second, "test")
-    await writer.rebuild()
-    writer.snapshot_after = None  # its own rebuild for what follows stores no newer snapshot
-    await writer.ingest(first, "test")  # known earlier than everything in the snapshot (a late import)
+    # the first half known earlier than everything in the snapshot (a late import)
+    await stored(db, inventory, second, first, newer_snapshots=False)
     caplog.set_level(logging.INFO, logger="slawatch.service")
     reader = fresh(db)
     await reader.rebuild(store=False)
@@ -217,13 +220,8 @@ async def test_a_projection_whose_position_lags_its_engines_is_not_stored(db: Da
 async def test_a_report_of_now_starts_from_the_snapshot_and_says_the_same(
     db: Database, inventory: Inventory, month: list[tuple[str, Event]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    first, second = split(month)
-    writer = fresh(db)
-    await writer.import_inventory(inventory)
-    await writer.ingest(first, "test")
-    await writer.rebuild()
-    writer.snapshot_after = None
-    await writer.ingest(second, "test")
+    first, _second = split(month)
+    await stored(db, inventory, *split(month), newer_snapshots=False)
     caplog.set_level(logging.INFO, logger="slawatch.service")
     from_snapshot = await fresh(db).report(MONTH.key)
     assert said(caplog, "projection from its snapshot")
