@@ -505,11 +505,11 @@ async def test_times_come_back_aware_utc(db: Database, repo: Repository) -> None
         await repo.load_events(until_known=datetime(2026, 1, 1))
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL gives its times as datetimes
 async def test_sqlite_text_times_of_every_shape_come_back_aware_utc(db: Database, repo: Repository) -> None:
     """SQLite's times are parsed in one step (UTCDateTime.result_processor): the text this type stores, and
     text written otherwise (no fraction, a T, an offset), as the generic parsing would."""
-    if db.dialect != "sqlite":
-        pytest.skip("PostgreSQL gives its times as datetimes")
+    assert db.dialect == "sqlite"
     shapes = {
         "2026-10-03 00:00:00.250000": datetime(2026, 10, 3, 0, 0, 0, 250000, tzinfo=UTC),
         "2026-10-03 00:00:00": datetime(2026, 10, 3, tzinfo=UTC),
