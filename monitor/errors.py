@@ -61,3 +61,13 @@ class StorageError(SlawatchError):
 class SnapshotError(SlawatchError):
     """A stored projection snapshot that cannot be used: corrupt, of another format, or naming a class slawatch
     does not allow (:mod:`monitor.snapshot`). Never fatal: the stored events are replayed instead."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message names what it refuses but never echoes a huge
+    input (a 5,000-character node id came back whole in a 422, twice over)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

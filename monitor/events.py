@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from monitor.errors import EventError
+from monitor.errors import EventError, shown
 from monitor.inventory import validate_node_id
 
 
@@ -102,10 +102,10 @@ def parse_time(value: object, tz: tzinfo | None, field: str) -> datetime:
     """An RFC 3339 time in ``[EARLIEST, LATEST)``; without an offset it is read in ``tz`` (an error when ``tz`` is
     None). Returns UTC. Errors are :class:`EventError` naming ``field``."""
     if not isinstance(value, str):
-        raise EventError(f"expected an RFC 3339 time string, got {_short(value)}", field=field)
+        raise EventError(f"expected an RFC 3339 time string, got {shown(value)}", field=field)
     text = value.strip()
     if len(text) > 64 or not text.isascii():
-        raise EventError(f"{_short(value)} is not an RFC 3339 time", field=field)
+        raise EventError(f"{shown(value)} is not an RFC 3339 time", field=field)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
@@ -119,15 +119,6 @@ def parse_time(value: object, tz: tzinfo | None, field: str) -> datetime:
             )
         t = t.replace(tzinfo=tz)
     return check_time(t, field)
-
-
-def _short(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters (error messages never echo a huge input)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long to print
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_time(t: datetime) -> str:
@@ -328,7 +319,7 @@ class FindingEvent(BaseEvent):
     def __post_init__(self) -> None:
         BaseEvent.__post_init__(self)
         if self.item not in FINDING_ITEMS:
-            raise EventError(f"{_short(self.item)} is not one of {', '.join(FINDING_ITEMS)}", field="item")
+            raise EventError(f"{shown(self.item)} is not one of {', '.join(FINDING_ITEMS)}", field="item")
         _check_bounds(self)
 
 
@@ -434,48 +425,48 @@ def _convert(kind: str, value: object, key: str, tz: tzinfo | None) -> object:
         return parse_time(value, tz, key)
     if kind == "node":
         if not isinstance(value, str):
-            raise EventError(f"expected a node id, got {_short(value)}", field=key)
+            raise EventError(f"expected a node id, got {shown(value)}", field=key)
         try:
             return validate_node_id(value, key)
         except ValueError as exc:
             raise EventError(str(exc), field=key) from None
     if kind == "str":
         if not isinstance(value, str):
-            raise EventError(f"expected a string, got {_short(value)}", field=key)
+            raise EventError(f"expected a string, got {shown(value)}", field=key)
         return check_text(value, key)
     if kind == "bool":
         if not isinstance(value, bool):
-            raise EventError(f"expected true or false, got {_short(value)}", field=key)
+            raise EventError(f"expected true or false, got {shown(value)}", field=key)
         return value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise EventError(f"expected a number, got {_short(value)}", field=key)
+            raise EventError(f"expected a number, got {shown(value)}", field=key)
         try:
             number = float(value)
         except OverflowError:  # an integer beyond a float's range
-            raise EventError(f"expected a finite number, got {_short(value)}", field=key) from None
+            raise EventError(f"expected a finite number, got {shown(value)}", field=key) from None
         if not math.isfinite(number):
-            raise EventError(f"expected a finite number, got {_short(value)}", field=key)
+            raise EventError(f"expected a finite number, got {shown(value)}", field=key)
         return number
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise EventError(f"expected a number, got {_short(value)}", field=key)
+            raise EventError(f"expected a number, got {shown(value)}", field=key)
         if isinstance(value, float) and not math.isfinite(value):
-            raise EventError(f"expected a finite number, got {_short(value)}", field=key)
+            raise EventError(f"expected a finite number, got {shown(value)}", field=key)
         if isinstance(value, str) and len(value) > 64:
-            raise EventError(f"expected a number, got {_short(value)}", field=key)
+            raise EventError(f"expected a number, got {shown(value)}", field=key)
         try:
             return check_points(Decimal(value if isinstance(value, str) else str(value)), key)
         except (InvalidOperation, ValueError):
-            raise EventError(f"expected a number, got {_short(value)}", field=key) from None
+            raise EventError(f"expected a number, got {shown(value)}", field=key) from None
     if kind == "state":
         if isinstance(value, str) and value in _STATES:
             return NodeState(value)
-        raise EventError(f"expected 'down', 'up' or 'unknown', got {_short(value)}", field=key)
+        raise EventError(f"expected 'down', 'up' or 'unknown', got {shown(value)}", field=key)
     if kind == "status":
         if isinstance(value, str) and value in _STATUSES:
             return ExclusionStatus(value)
-        raise EventError(f"expected 'requested', 'approved' or 'rejected', got {_short(value)}", field=key)
+        raise EventError(f"expected 'requested', 'approved' or 'rejected', got {shown(value)}", field=key)
     raise AssertionError(kind)
 
 
@@ -486,7 +477,7 @@ def parse_event(obj: object, tz: tzinfo | None = UTC, where: str | None = None) 
             raise EventError("an event is a JSON object")
         etype = obj.get("type")
         if not isinstance(etype, str) or etype not in _SPEC:
-            raise EventError(f"unknown event type {_short(etype)} (one of {', '.join(_SPEC)})", field="type")
+            raise EventError(f"unknown event type {shown(etype)} (one of {', '.join(_SPEC)})", field="type")
         spec = _SPEC[etype]
         unknown = sorted(set(obj) - set(spec) - {"type"})
         if unknown:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 
-from monitor.errors import InventoryError
+from monitor.errors import InventoryError, shown
 
 NODE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -39,7 +39,7 @@ class NodeKind(StrEnum):
 def validate_node_id(value: str, what: str = "id") -> str:
     """Return ``value`` if it is a valid node id (1–64 of letters, digits, ``.``, ``_``, ``-``)."""
     if not NODE_ID_RE.match(value):
-        raise ValueError(f"{what} {value!r} is not a node id (1-64 letters, digits, '.', '_' or '-')")
+        raise ValueError(f"{what} {shown(value)} is not a node id (1-64 letters, digits, '.', '_' or '-')")
     return value
 
 

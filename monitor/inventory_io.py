@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 import yaml
 
-from monitor.errors import InventoryError
+from monitor.errors import InventoryError, shown
 from monitor.inventory import NODE_ID_RE, Inventory, Node, NodeKind, SnmpSettings
 
 __all__ = [
@@ -271,7 +271,7 @@ def _node_from_row(row: _Row, problems: _Problems) -> Node | None:
     if node_id is None:
         bad("id", "required value is missing")
     elif not NODE_ID_RE.match(node_id):
-        bad("id", f"{node_id!r} is not a node id (1-64 letters, digits, '.', '_' or '-')")
+        bad("id", f"{shown(node_id)} is not a node id (1-64 letters, digits, '.', '_' or '-')")
     kind: NodeKind | None = None
     kind_text = v.get("kind")
     if kind_text is None:
@@ -283,7 +283,7 @@ def _node_from_row(row: _Row, problems: _Problems) -> Node | None:
             bad("kind", f"{kind_text!r} is not a node kind ({_KINDS})")
     parent = v.get("parent")
     if parent is not None and not NODE_ID_RE.match(parent):
-        bad("parent", f"{parent!r} is not a node id (1-64 letters, digits, '.', '_' or '-')")
+        bad("parent", f"{shown(parent)} is not a node id (1-64 letters, digits, '.', '_' or '-')")
     address = convert("address", _parse_address)
     channels: int | None = convert("channels", lambda t: _parse_int(t, minimum=0))
     if kind is NodeKind.CAMERA and channels is None and v.get("channels") is None:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from monitor.errors import EventError, SlawatchError
+from monitor.errors import EventError, SlawatchError, shown
 from monitor.events import MaintenanceEvent, format_time
 from monitor.service import Service
 from monitor.storage.maintenance import (
@@ -74,7 +74,7 @@ async def request_maintenance(
     """Record a request for a window over ``scope`` during ``[start, end)``; the same request again is the
     stored one (with its status). Raises :class:`EventError` (field ``scope``/``to``) when it is invalid."""
     if scope not in await service.inventory():
-        raise EventError(f"node {scope!r} is not in the inventory", field="scope")
+        raise EventError(f"node {shown(scope)} is not in the inventory", field="scope")
     if end <= start:
         raise EventError("'to' must be after 'from'", field="to")
     wanted = MaintenanceRequest(

@@ -49,7 +49,7 @@ from monitor.contracts import (
     validate_contracts,
 )
 from monitor.engine import Engine, History
-from monitor.errors import EventError, SnapshotError, StorageError
+from monitor.errors import EventError, SnapshotError, StorageError, shown
 from monitor.events import (
     BaseEvent,
     Event,
@@ -225,7 +225,7 @@ def check_events(located: Sequence[tuple[str, Event]], inventory: Inventory) -> 
         for fname in ("node", "scope"):
             node = getattr(event, fname, None)
             if node is not None and node not in inventory:
-                raise EventError(f"node {node!r} is not in the inventory", where=where, field=fname)
+                raise EventError(f"node {shown(node)} is not in the inventory", where=where, field=fname)
 
 
 class Service:

@@ -40,7 +40,7 @@ from api.models import (
 from api.pagination import decode_cursor, encode_cursor, page
 from api.routers.evidence import check_evidence
 from monitor.contracts import Contract
-from monitor.errors import EventError, InputError
+from monitor.errors import EventError, InputError, shown
 from monitor.events import (
     MAX_TEXT_BYTES,
     AckEvent,
@@ -257,7 +257,7 @@ async def _list(
     if scope is not None:
         inventory = await service.cached_inventory()
         if scope not in inventory:
-            raise ApiError(422, f"node {scope!r} is not in the inventory", where="query", field="scope")
+            raise ApiError(422, f"node {shown(scope)} is not in the inventory", where="query", field="scope")
         scopes = [n for n in inventory if inventory.is_at_or_under(n, scope)]
     excluded: list[str | None] = []
     if exclusion is not None:

@@ -29,7 +29,7 @@ from api.errors import ApiError
 from api.models import READ, WRITE, InventoryImport, InventoryNodeDetail, InventoryPage, problems
 from api.pagination import decode_cursor, number_cursor, number_key
 from monitor.contracts import contract_from_mapping
-from monitor.errors import ContractError
+from monitor.errors import ContractError, shown
 from monitor.events import NodeState
 from monitor.inventory import Inventory, Node, NodeKind
 from monitor.inventory_io import parse_inventory_document
@@ -114,7 +114,7 @@ async def list_inventory(
 ) -> dict[str, Any]:
     inventory = await service.cached_inventory()
     if under is not None and under not in inventory:
-        raise ApiError(422, f"node {under!r} is not in the inventory", where="query", field="under")
+        raise ApiError(422, f"node {shown(under)} is not in the inventory", where="query", field="under")
     source, states, since = await _state_view(request, service)
     start = 0 if cursor is None else decode_cursor(cursor, number_key("inventory", 9))
     nodes: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ from api.deps import ServiceDep
 from api.errors import ApiError
 from api.models import READ, LiveNodeDetail, LiveNodes, problems
 from collectors.scheduler import ICMP, Scheduler
+from monitor.errors import shown
 from monitor.events import NodeState
 from monitor.inventory import Inventory, Node
 from monitor.live import LiveService
@@ -79,7 +80,7 @@ def _row(inventory: Inventory, node_id: str, state: NodeState, since: datetime |
 
 
 def _unknown_node(node_id: str) -> ApiError:
-    return ApiError(404, f"no node {node_id!r} in the inventory", where="path", field="node_id")
+    return ApiError(404, f"no node {shown(node_id)} in the inventory", where="path", field="node_id")
 
 
 @router.get(

@@ -117,6 +117,20 @@ def test_month_keys_are_ascii_yyyy_mm(server: HttpServer, month: str) -> None:
     assert_refused(r, 422, "month", "path")
 
 
+def test_an_unknown_node_id_of_5000_characters_is_named_not_echoed(server: HttpServer) -> None:
+    """A refused node id is named in the problem, cut short: a 5,000-character one came back whole (10 KB)."""
+    huge = "N" * 5000
+    problem = assert_refused(post(server, "collector", raw_event(**{**DOWN, "node": huge})), 422, "node")
+    assert "NNNN" in problem["detail"] and "..." in problem["detail"] and len(problem["detail"]) < 300
+    r = server.client.post("/api/v1/events", json=[{**DOWN, "node": huge}], headers=server.auth("collector"))
+    assert r.status_code == 422 and "..." in r.json()["detail"] and len(r.text) < 1000, r.text[:300]
+    r = server.client.get(f"/api/v1/nodes/{huge}", headers=server.auth("viewer"))
+    assert r.status_code == 404 and "..." in r.json()["detail"] and len(r.text) < 1000
+    r = server.client.get("/api/v1/incidents", params={"scope": "N" * 64}, headers=server.auth("viewer"))
+    assert_refused(r, 422, "scope", "query")
+    assert server.stored_events() == 0
+
+
 # ---------------------------------------------------------------------------------------- R10: free text
 def test_free_text_over_4_kib_is_422_and_nothing_is_stored(server: HttpServer) -> None:
     assert post(server, "collector", raw_event(**DOWN)).status_code == 200
