@@ -569,7 +569,7 @@ class Service:
             return None
         engines, snap = restored
         tail = await self.repo.load_event_log_after(snap.position, until_known=until_known)
-        first = min((e.known for e in tail.events()), default=None)
+        first = tail.first_known()  # parsing the whole tail here, on the loop, would parse it twice
         if first is not None and any(e.now is not None and first <= e.now for e in engines.values()):
             log.info("projection snapshot not used: events known before it were stored after it")
             return None
@@ -764,8 +764,8 @@ class Service:
                 tail = await self.repo.load_event_log_after(position)
                 if not tail.rows:
                     break
-                first = min(e.known for e in tail.events())
-                if any(e.now is not None and first <= e.now for e in engines.values()):
+                first = tail.first_known()
+                if first is not None and any(e.now is not None and first <= e.now for e in engines.values()):
                     log.warning("projection not built beside the loop: earlier events arrived; rebuilt inline next")
                     return
                 applied += await asyncio.to_thread(

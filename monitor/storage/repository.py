@@ -215,6 +215,11 @@ class EventLog:
     position: int
     url: str = ""
 
+    def first_known(self) -> datetime | None:
+        """The known time of the first event (the rows are in processing order: the earliest known), parsing that
+        one row only; None when there is none."""
+        return EventLog(self.rows[:1], self.position, self.url).events()[0].known if self.rows else None
+
     def events(self) -> list[Event]:
         """The payloads parsed (pure: safe in a worker thread)."""
         out: list[Event] = []
